@@ -1,0 +1,63 @@
+# virtnet — two commands on a fresh Debian 12 machine, as root:
+#   make demo   runs the main job end to end
+#   make test   installs what it needs and runs the tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+# What libvirt, QEMU and OVS-DPDK need on Debian 12 (see ../shared/notes/host.md for why each).
+APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev \
+	pkg-config gcc python3-dev python3-venv openvswitch-switch-dpdk librte-mempool-ring23 \
+	libxml2-utils busybox-static iperf3 cpio
+BENCH_APT_PACKAGES := virtinst
+
+.PHONY: help deps venv test test-unit demo golden lint bench clean
+
+help:
+	@echo "make demo    - render and define the walkthrough's VMs, then show them"
+	@echo "make test    - install dependencies and run the test suite"
+	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
+	@echo "make lint    - ruff and mypy"
+	@echo "make bench   - benchmarks under bench/ (installs virt-install)"
+
+deps: .stamp-apt venv
+
+# Installs only what is missing, so a machine that has everything pays nothing.
+.stamp-apt: Makefile
+	@missing=(); for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+		echo ">>> apt-get install $${missing[*]}"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml | .stamp-apt
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+test: deps
+	$(PY) -m pytest
+
+lint: deps
+	$(VENV)/bin/ruff check virtnet tests bench cli
+	$(VENV)/bin/ruff format --check virtnet tests bench cli
+	$(VENV)/bin/mypy
+
+demo: deps
+	$(PY) cli/demo_testdriver.py
+
+golden: deps
+	$(PY) -m pytest tests/test_golden.py --update-golden -q
+
+bench: deps
+	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_APT_PACKAGES))
+	$(PY) bench/xml_render.py
+
+clean:
+	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info

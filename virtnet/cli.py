@@ -1,0 +1,232 @@
+"""The typer app: each command parses its arguments, calls the library and prints. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from virtnet import __version__, manager
+from virtnet.domxml import HostChoices, render_domain, validate_domain
+from virtnet.errors import InputError, VirtnetError
+from virtnet.inventory import spec_of, view
+from virtnet.spec import VMSpec
+from virtnet.spec import load_spec_file as _load_spec_file
+from virtnet.spec.checks import find_warnings
+from virtnet.spec.codec import dump_spec
+from virtnet.summary import describe_spec
+from virtnet.units import KIB, format_size
+from virtnet.virt.host import Host
+from virtnet.virt.virttype import resolve_virt_type
+
+app = typer.Typer(
+    name="virtnet",
+    help="High-performance VMs on libvirt: hugepages, pinning, vhost-user NICs on OVS-DPDK.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console(highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
+DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
+VirtTypeOption = Annotated[
+    Optional[str],
+    typer.Option("--virt-type", help="override the spec's virt_type: kvm or qemu (also $VIRTNET_VIRT_TYPE)"),
+]
+
+
+def command(name: str | None = None) -> Callable[[F], F]:
+    """Register a command; a virtnet error becomes one stderr line and the error's exit code.
+
+    This is the CLI's one exit path for expected failures. Anything else is a bug and keeps its
+    traceback.
+    """
+
+    def register(func: F) -> F:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except VirtnetError as err:
+                typer.echo(f"virtnet: error: {err}", err=True)
+                raise typer.Exit(err.exit_code) from None
+
+        app.command(name=name)(run)
+        return func
+
+    return register
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    connect: Annotated[
+        Optional[str],
+        typer.Option("-c", "--connect", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)"),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    if version:
+        typer.echo(f"virtnet {__version__}")
+        raise typer.Exit()
+    ctx.obj = connect
+
+
+def load_spec_file(path: Path) -> VMSpec:
+    """Load a spec and print its warnings to stderr."""
+    spec = _load_spec_file(path)
+    for warning in find_warnings(spec):
+        typer.echo(f"virtnet: warning: {path}: {warning}", err=True)
+    return spec
+
+
+@contextmanager
+def _host(ctx: typer.Context) -> Iterator[Host]:
+    with Host.open(ctx.obj) as host:
+        yield host
+
+
+@command()
+def xml(
+    spec_path: SpecPath,
+    virt_type: VirtTypeOption = None,
+    port_forward: Annotated[
+        str,
+        typer.Option(help="how port forwards are written: qemu-args (libvirt < 9.2) or passt"),
+    ] = "qemu-args",
+) -> None:
+    """Print the libvirt domain XML for a spec (needs no libvirt)."""
+    if port_forward not in ("passt", "qemu-args"):
+        raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
+    spec = load_spec_file(spec_path)
+    choices = HostChoices(
+        virt_type=resolve_virt_type(spec.virt_type, None, virt_type),
+        forward_style=port_forward,  # type: ignore[arg-type]
+    )
+    domain = render_domain(spec, choices)
+    validate_domain(domain)
+    typer.echo(domain.to_xml(), nl=False)
+
+
+@command()
+def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = None) -> None:
+    """Define (or update) a domain from a spec."""
+    spec = load_spec_file(spec_path)
+    with _host(ctx) as host:
+        result = manager.define(host, spec, virt_type=virt_type)
+        verb = "Updated" if result.redefined else "Defined"
+        stdout.print(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}, type {result.virt_type}")
+    for path in result.created_disks:
+        stdout.print(f"  created disk {path}")
+    if result.forward_style == "qemu-args":
+        stdout.print("  port forwards: QEMU hostfwd via <qemu:commandline> (this libvirt refuses the passt backend)")
+    elif result.forward_style == "passt":
+        stdout.print("  port forwards: libvirt <portForward> with the passt backend")
+
+
+@command()
+def start(ctx: typer.Context, name: DomainName) -> None:
+    """Start a defined domain."""
+    with _host(ctx) as host:
+        manager.start(host, name)
+    stdout.print(f"Domain '{name}' started")
+
+
+@command()
+def stop(
+    ctx: typer.Context,
+    name: DomainName,
+    force: Annotated[bool, typer.Option("--force", help="power off at once instead of an ACPI shutdown")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for an ACPI shutdown")] = 60.0,
+) -> None:
+    """Shut a domain down (ACPI), or power it off with --force."""
+    with _host(ctx) as host:
+        manager.stop(host, name, force=force, timeout_s=timeout)
+    stdout.print(f"Domain '{name}' {'powered off' if force else 'shut down'}")
+
+
+@command()
+def undefine(ctx: typer.Context, name: DomainName) -> None:
+    """Remove a stopped domain's definition (its disk images stay)."""
+    with _host(ctx) as host:
+        manager.undefine(host, name)
+    stdout.print(f"Domain '{name}' undefined")
+
+
+@command(name="list")
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="include domains that are not running")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List domains, as `virsh list` does, with what virtnet manages marked."""
+    with _host(ctx) as host:
+        views = manager.list_domains(host, include_inactive=all_)
+    if as_json:
+        typer.echo(json.dumps([v.as_dict() for v in views], indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("Id", "Name", "State", "Type", "vCPUs", "Memory", "Managed"):
+        table.add_column(column)
+    for v in views:
+        table.add_row(
+            "-" if v.id is None else str(v.id),
+            v.name,
+            v.state,
+            v.virt_type,
+            str(v.vcpus),
+            format_size(v.memory_kib * KIB),
+            "virtnet" if v.managed else "unmanaged",
+        )
+    stdout.print(table)
+
+
+@command()
+def show(
+    ctx: typer.Context,
+    name: DomainName,
+    as_json: Annotated[bool, typer.Option("--json", help="state and spec as JSON")] = False,
+    as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
+) -> None:
+    """Show a domain: its state and the spec it was made from, read from libvirt alone."""
+    if as_json and as_xml:
+        raise InputError("--json and --xml: choose one")
+    with _host(ctx) as host:
+        guest = host.lookup(name)
+        if as_xml:
+            typer.echo(guest.xml(), nl=False)
+            return
+        state = view(guest)
+        spec = spec_of(guest)
+    if as_json:
+        data = {"domain": state.as_dict(), "spec": json.loads(dump_spec(spec)) if spec else None}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    rows = [
+        ("Name", state.name),
+        ("UUID", state.uuid),
+        ("State", state.state),
+        ("Type", state.virt_type),
+        ("Managed", "by virtnet" if spec else "no (not defined by virtnet)"),
+    ]
+    rows += describe_spec(spec) if spec else [
+        ("vCPUs", str(state.vcpus)),
+        ("Memory", format_size(state.memory_kib * KIB)),
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        stdout.print(f"{label + ':':<{width}} {value}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,23 @@
+"""<metadata>: virtnet's own element, holding the spec a domain was made from.
+
+libvirt keeps foreign-namespace metadata verbatim, so the spec travels with the domain (across
+migration too) and virtnet needs no state of its own.
+"""
+
+from virtnet.domxml.xmlbuilder import INT, XMLBuilder, XMLChild, XMLProperty
+
+VIRTNET_NS = "https://virtnet.dev/xmlns/domain/1.0"
+VIRTNET_PREFIX = "virtnet"
+
+
+class VirtnetInfo(XMLBuilder):
+    """<virtnet:vm>: the spec as canonical JSON, and the schema version it follows."""
+
+    TAG = f"{{{VIRTNET_NS}}}vm"
+    version = XMLProperty("@version", INT)
+    spec_json = XMLProperty(f"{{{VIRTNET_NS}}}spec")
+
+
+class Metadata(XMLBuilder):
+    TAG = "metadata"
+    virtnet = XMLChild(VirtnetInfo)

@@ -1,0 +1,82 @@
+"""The whole error hierarchy.
+
+Every error a user can cause or meet carries one line that says what is wrong and how to fix it.
+`exit_code` tells the CLI what to return: 2 for bad input, 1 for runtime failures. Anything that is
+not a `VirtnetError` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class VirtnetError(Exception):
+    """Root of virtnet's errors."""
+
+    exit_code = 1
+
+
+class InputError(VirtnetError):
+    """The user's input is wrong; fixing the input fixes the error."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """A VM spec is invalid. `path` is the field path, e.g. ``nics[1].queues``."""
+
+    def __init__(self, path: str, problem: str, fix: str = "", *, source: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        self.source = source
+        where = f"{source}: " if source else ""
+        field = f"{path}: " if path else ""
+        tail = f"; {fix}" if fix else ""
+        super().__init__(f"{where}{field}{problem}{tail}")
+
+    def with_source(self, source: str) -> SpecError:
+        return SpecError(self.path, self.problem, self.fix, source=source)
+
+
+class SpecFileError(InputError):
+    """A spec file cannot be read or is not valid TOML."""
+
+
+class SchemaValidationError(VirtnetError):
+    """Rendered XML does not validate against libvirt's RelaxNG schema: a bug in virtnet."""
+
+
+class HypervisorError(VirtnetError):
+    """libvirt refused or failed an operation."""
+
+    def __init__(self, message: str, *, code: int | None = None, uri: str = "") -> None:
+        self.code = code
+        self.uri = uri
+        super().__init__(message)
+
+
+class ConnectionFailed(HypervisorError):
+    """libvirtd cannot be reached."""
+
+
+class DomainNotFound(HypervisorError):
+    """No domain of that name on the host."""
+
+    exit_code = 2
+
+
+class DomainExists(HypervisorError):
+    """A domain of that name or UUID exists and is not ours to replace."""
+
+    exit_code = 2
+
+
+class InvalidDomainState(HypervisorError):
+    """The operation does not fit the domain's state (e.g. start a running domain)."""
+
+
+class DomainConfigRejected(HypervisorError):
+    """libvirt rejected the domain XML (parse, validation or unsupported configuration)."""
+
+
+class StorageError(HypervisorError):
+    """A disk volume could not be found or created through libvirt's storage API."""

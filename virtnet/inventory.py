@@ -1,0 +1,65 @@
+"""What virtnet knows about a domain, read from libvirt alone (no state of its own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from virtnet.domxml.metadata import VIRTNET_NS
+from virtnet.errors import SpecError, VirtnetError
+from virtnet.spec.codec import load_spec
+from virtnet.spec.models import VMSpec
+from virtnet.virt.guest import Guest
+
+_NS = {"v": VIRTNET_NS}
+
+
+@dataclass(frozen=True)
+class DomainView:
+    """One row of `virtnet list`, one header of `virtnet show`."""
+
+    name: str
+    uuid: str
+    id: int | None
+    state: str
+    managed: bool
+    virt_type: str
+    vcpus: int
+    memory_kib: int
+    persistent: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def view(guest: Guest) -> DomainView:
+    root = etree.fromstring(guest.xml().encode())
+    return DomainView(
+        name=guest.name,
+        uuid=guest.uuid,
+        id=guest.id,
+        state=guest.state,
+        managed=root.find("metadata/v:vm/v:spec", _NS) is not None,
+        virt_type=root.get("type", ""),
+        vcpus=int(root.findtext("vcpu") or 0),
+        memory_kib=int(root.findtext("memory") or 0),  # libvirt always writes KiB
+        persistent=guest.is_persistent,
+    )
+
+
+def spec_of_xml(xml: str) -> VMSpec | None:
+    """The spec stored in a domain's XML, or None when virtnet did not make the domain."""
+    root = etree.fromstring(xml.encode())
+    text = root.findtext("metadata/v:vm/v:spec", namespaces=_NS)
+    if text is None:
+        return None
+    password = root.xpath("string(devices/graphics/@passwd)") or None
+    try:
+        return load_spec(text, password=password)
+    except SpecError as err:
+        raise VirtnetError(f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {err}") from None
+
+
+def spec_of(guest: Guest) -> VMSpec | None:
+    return spec_of_xml(guest.xml(secure=True))

@@ -1,0 +1,255 @@
+"""Rules that relate several fields of a spec. Each raises a SpecError naming the field and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from virtnet.errors import SpecError
+from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads, vhost_port_name
+from virtnet.spec.models import VhostUserNic, VMSpec
+from virtnet.units import GIB, MIB, format_cpuset, format_size
+
+SUPPORTED_PAGE_SIZES = (2 * MIB, GIB)
+
+
+
+@dataclass(frozen=True)
+class SpecWarning:
+    """Legal but probably not what the user wants; printed, never fatal."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+Check = Callable[[VMSpec], Iterator[SpecError | SpecWarning]]
+
+
+def check_topology(spec: VMSpec) -> Iterator[SpecError]:
+    topology = vcpu_sockets_cores_threads(spec)
+    if topology is None:
+        return
+    sockets, cores, threads = topology
+    if sockets * cores * threads != spec.cpu.count:
+        yield SpecError(
+            "cpu",
+            f"sockets x cores x threads = {sockets} x {cores} x {threads} = "
+            f"{sockets * cores * threads}, but count is {spec.cpu.count}",
+            "make their product equal cpu.count",
+        )
+
+
+def check_hugepages(spec: VMSpec) -> Iterator[SpecError]:
+    pages = spec.memory.hugepages
+    if pages is None:
+        return
+    if pages.page_size not in SUPPORTED_PAGE_SIZES:
+        yield SpecError(
+            "memory.hugepages.page_size",
+            f"{format_size(pages.page_size)} is not an x86_64 hugepage size",
+            "use '2MiB' or '1GiB'",
+        )
+        return
+    if spec.memory.size % pages.page_size:
+        yield SpecError(
+            "memory.size",
+            f"{format_size(spec.memory.size)} is not a multiple of the "
+            f"{format_size(pages.page_size)} hugepage size",
+            f"round it to a multiple of {format_size(pages.page_size)}",
+        )
+    for i, cell in enumerate(spec.numa):
+        if cell.memory % pages.page_size:
+            yield SpecError(
+                f"numa[{i}].memory",
+                f"{format_size(cell.memory)} is not a multiple of the "
+                f"{format_size(pages.page_size)} hugepage size",
+                f"round it to a multiple of {format_size(pages.page_size)}",
+            )
+
+
+def check_cpu_mode(spec: VMSpec) -> Iterator[SpecError]:
+    if spec.virt_type == "qemu" and spec.cpu.mode == "host-passthrough":
+        yield SpecError(
+            "cpu.mode",
+            "host-passthrough needs KVM, but virt_type is 'qemu' (TCG)",
+            "use mode 'auto' or 'maximum', or virt_type 'kvm'",
+        )
+
+
+def check_numa(spec: VMSpec) -> Iterator[SpecError]:
+    if not spec.numa:
+        return
+    total = sum(cell.memory for cell in spec.numa)
+    if total != spec.memory.size:
+        yield SpecError(
+            "numa",
+            f"the cells add up to {format_size(total)}, but memory.size is {format_size(spec.memory.size)}",
+            "make the cells' memory add up to memory.size",
+        )
+    seen: set[int] = set()
+    valid = set(range(spec.cpu.count))
+    for i, cell in enumerate(spec.numa):
+        if not cell.cpus <= valid:
+            yield SpecError(
+                f"numa[{i}].cpus",
+                f"vCPUs {format_cpuset(cell.cpus - valid)} do not exist (the VM has {spec.cpu.count})",
+                f"use vCPUs 0-{spec.cpu.count - 1}",
+            )
+        if cell.cpus & seen:
+            yield SpecError(
+                f"numa[{i}].cpus",
+                f"vCPUs {format_cpuset(cell.cpus & seen)} are already in another cell",
+                "give each vCPU to one cell only",
+            )
+        seen |= cell.cpus
+    if valid - seen:
+        yield SpecError(
+            "numa",
+            f"vCPUs {format_cpuset(valid - seen)} are in no cell",
+            "list every vCPU in exactly one cell",
+        )
+
+
+def check_pinning(spec: VMSpec) -> Iterator[SpecError]:
+    pinning = spec.cpu.pinning
+    if pinning is None:
+        return
+    for vcpu in sorted(pinning.vcpus):
+        if vcpu >= spec.cpu.count:
+            yield SpecError(
+                f"cpu.pinning.vcpus.{vcpu}",
+                f"vCPU {vcpu} does not exist (the VM has {spec.cpu.count})",
+                f"pin vCPUs 0-{spec.cpu.count - 1} only",
+            )
+
+
+def check_vhost_user(spec: VMSpec) -> Iterator[SpecError]:
+    if not spec.vhost_user_nics:
+        return
+    shared = spec.memory.access == "shared" or (
+        bool(spec.numa)
+        and all((cell.access or spec.memory.access) == "shared" for cell in spec.numa)
+    )
+    if not shared:
+        first = next(i for i, nic in enumerate(spec.nics) if isinstance(nic, VhostUserNic))
+        yield SpecError(
+            f"nics[{first}]",
+            "vhost-user needs guest memory the switch can map, but memory is not shared",
+            "set memory.access = 'shared' (with memory.hugepages for OVS-DPDK)",
+        )
+    sockets: dict[str, int] = {}
+    ports: dict[str, int] = {}
+    for i, nic in enumerate(spec.nics):
+        if not isinstance(nic, VhostUserNic):
+            continue
+        if nic.queues > spec.cpu.count:
+            # Legal (the walkthrough's multi-queue VM has 4 queues on 2 vCPUs), but the guest starts
+            # with one queue pair per vCPU and needs ethtool to use the rest.
+            yield SpecWarning(
+                f"nics[{i}].queues",
+                f"{nic.queues} queues on {spec.cpu.count} vCPUs: the guest enables {spec.cpu.count} "
+                f"queue pairs until `ethtool -L <nic> combined {nic.queues}`; "
+                f"set queues = {spec.cpu.count} if that is not intended",
+            )
+        if nic.socket in sockets:
+            yield SpecError(
+                f"nics[{i}].socket",
+                f"{nic.socket} is already used by nics[{sockets[nic.socket]}]",
+                "give each vhost-user NIC its own socket",
+            )
+        sockets.setdefault(nic.socket, i)
+        port = vhost_port_name(spec, i)
+        if port in ports:
+            yield SpecError(
+                f"nics[{i}].port",
+                f"OVS port {port!r} is already used by nics[{ports[port]}]",
+                "give each vhost-user NIC its own port",
+            )
+        ports.setdefault(port, i)
+
+
+def check_macs(spec: VMSpec) -> Iterator[SpecError]:
+    seen: dict[str, int] = {}
+    for i in range(len(spec.nics)):
+        mac = nic_mac(spec, i)
+        if mac in seen:
+            yield SpecError(
+                f"nics[{i}].mac",
+                f"{mac} is already the MAC of nics[{seen[mac]}]",
+                "give each NIC its own MAC, or leave mac out to derive one",
+            )
+        seen.setdefault(mac, i)
+
+
+def check_forwards(spec: VMSpec) -> Iterator[SpecError]:
+    seen: dict[tuple[str, str, int], str] = {}
+    for i, nic in enumerate(spec.nics):
+        if isinstance(nic, VhostUserNic):
+            continue
+        for j, fwd in enumerate(nic.forwards):
+            key = (fwd.protocol, str(fwd.host_address), fwd.host_port)
+            where = f"nics[{i}].forwards[{j}]"
+            if key in seen:
+                yield SpecError(
+                    f"{where}.host_port",
+                    f"{fwd.protocol} {fwd.host_address}:{fwd.host_port} is already forwarded by {seen[key]}",
+                    "use another host_port",
+                )
+            seen.setdefault(key, where)
+
+
+def check_disks(spec: VMSpec) -> Iterator[SpecError]:
+    seen: dict[str, int] = {}
+    for i, disk in enumerate(spec.disks):
+        if disk.path in seen:
+            yield SpecError(
+                f"disks[{i}].path",
+                f"{disk.path} is already disks[{seen[disk.path]}]",
+                "attach each image once",
+            )
+        seen.setdefault(disk.path, i)
+        if disk.device == "cdrom" and disk.size is not None:
+            yield SpecError(f"disks[{i}].size", "a cdrom cannot be created with a size", "remove size")
+        if disk.device == "cdrom" and disk.format == "qcow2":
+            yield SpecError(f"disks[{i}].format", "install media are raw ISO images", "remove format")
+        if disk.device == "cdrom" and disk.bus == "virtio":
+            yield SpecError(f"disks[{i}].bus", "a cdrom cannot sit on virtio", "use bus 'sata' or 'ide'")
+
+
+def check_boot(spec: VMSpec) -> Iterator[SpecError]:
+    boot = spec.boot
+    if boot is None:
+        return
+    if boot.kernel is None and (boot.initrd or boot.cmdline):
+        yield SpecError("boot.kernel", "initrd and cmdline need a kernel to boot", "add boot.kernel")
+    if boot.kernel and boot.order:
+        yield SpecError("boot.order", "direct kernel boot ignores the boot order", "remove boot.order")
+    if "cdrom" in boot.order and not any(d.device == "cdrom" for d in spec.disks):
+        yield SpecError("boot.order", "boots from a cdrom the VM does not have", "add a disk with device 'cdrom'")
+
+
+CHECKS: tuple[Check, ...] = (
+    check_topology,
+    check_cpu_mode,
+    check_hugepages,
+    check_numa,
+    check_pinning,
+    check_vhost_user,
+    check_macs,
+    check_forwards,
+    check_disks,
+    check_boot,
+)
+
+
+def find_problems(spec: VMSpec) -> list[SpecError]:
+    """Every cross-field error of the spec, in a stable order."""
+    return [found for check in CHECKS for found in check(spec) if isinstance(found, SpecError)]
+
+
+def find_warnings(spec: VMSpec) -> list[SpecWarning]:
+    """Every cross-field warning of the spec, in a stable order."""
+    return [found for check in CHECKS for found in check(spec) if isinstance(found, SpecWarning)]

@@ -1,0 +1,25 @@
+"""The spec as canonical JSON, the form it takes inside a domain's <metadata>."""
+
+from __future__ import annotations
+
+import json
+
+from virtnet.spec.load import spec_from_dict
+from virtnet.spec.models import VMSpec
+
+# Bumped when a change to VMSpec makes stored specs need converting.
+SPEC_VERSION = 1
+
+
+def dump_spec(spec: VMSpec) -> str:
+    """Compact, deterministic JSON. Secrets are left out: libvirt keeps them in their own elements."""
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"graphics": {"password"}})
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def load_spec(text: str, *, password: str | None = None) -> VMSpec:
+    """The inverse of dump_spec; `password` is the graphics password read back from libvirt."""
+    data = json.loads(text)
+    if password is not None and "graphics" in data:
+        data["graphics"]["password"] = password
+    return spec_from_dict(data)

@@ -1,0 +1,34 @@
+"""Values the spec may leave out, derived deterministically so a re-render changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+
+from virtnet.spec.models import Nic, VhostUserNic, VMSpec
+
+
+def nic_mac(spec: VMSpec, index: int) -> str:
+    """The NIC's MAC: the spec's, or a stable one in QEMU's 52:54:00 range from the VM name."""
+    nic = spec.nics[index]
+    if nic.mac:
+        return nic.mac
+    digest = hashlib.sha256(f"{spec.name}/{index}".encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def vhost_port_name(spec: VMSpec, index: int) -> str:
+    """The OVS port for nics[index]: the spec's, or '<vm>-vhu<index>'."""
+    nic: Nic = spec.nics[index]
+    assert isinstance(nic, VhostUserNic)
+    return nic.port or f"{spec.name}-vhu{index}"
+
+
+def vcpu_sockets_cores_threads(spec: VMSpec) -> tuple[int, int, int] | None:
+    """The topology to render, or None to leave it to the hypervisor (nothing given)."""
+    cpu = spec.cpu
+    if cpu.sockets is None and cpu.cores is None and cpu.threads is None:
+        return None
+    threads = cpu.threads or 1
+    cores = cpu.cores or max(1, cpu.count // ((cpu.sockets or 1) * threads))
+    sockets = cpu.sockets or max(1, cpu.count // (cores * threads))
+    return sockets, cores, threads

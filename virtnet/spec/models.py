@@ -1,0 +1,161 @@
+"""The declarative VM spec: what a user writes in TOML, validated field by field.
+
+Shapes and ranges live here; rules that relate several fields live in `checks.py`, so that each
+error can name the exact field path it is about.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from virtnet.spec.types import AbsolutePath, CpuSet, Mac, Name, Size
+
+MAX_VHOST_QUEUES = 256  # QEMU's limit for virtio-net queue pairs
+
+VirtType = Literal["auto", "kvm", "qemu"]
+MemoryAccess = Literal["shared", "private"]
+DiskBus = Literal["virtio", "sata", "scsi", "ide", "usb"]
+CacheMode = Literal["none", "writethrough", "writeback", "directsync", "unsafe", "default"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pinning(_Model):
+    """Host CPUs for each vCPU and for QEMU's emulator threads (what `taskset` did by hand)."""
+
+    vcpus: dict[Annotated[int, Field(ge=0)], CpuSet] = {}
+    emulator: CpuSet | None = None
+
+
+class Cpu(_Model):
+    count: int = Field(ge=1, le=4096)
+    sockets: int | None = Field(default=None, ge=1)
+    cores: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+    # auto: host-passthrough on KVM (the walkthrough's performance VMs), QEMU's default under TCG.
+    mode: Literal["auto", "host-passthrough", "host-model", "maximum"] = "auto"
+    pinning: Pinning | None = None
+
+
+class Hugepages(_Model):
+    page_size: Size
+
+
+class Memory(_Model):
+    size: Size
+    hugepages: Hugepages | None = None
+    # shared: other processes (OVS's vhost-user backend) may map guest memory. Required by vhost-user.
+    access: MemoryAccess | None = None
+    # immediate: allocate all guest memory at start, QEMU's -mem-prealloc.
+    allocation: Literal["immediate", "ondemand"] | None = None
+
+
+class NumaCell(_Model):
+    cpus: CpuSet
+    memory: Size
+    access: MemoryAccess | None = None  # default: memory.access
+
+
+class Disk(_Model):
+    path: AbsolutePath
+    device: Literal["disk", "cdrom"] = "disk"
+    format: Literal["qcow2", "raw"] | None = None  # default: qcow2 for disks, raw for cdroms
+    bus: DiskBus | None = None  # default: virtio for disks, sata for cdroms
+    cache: CacheMode | None = None
+    size: Size | None = None  # create the volume with this capacity when it is missing
+
+    @property
+    def effective_format(self) -> str:
+        return self.format or ("raw" if self.device == "cdrom" else "qcow2")
+
+    @property
+    def effective_bus(self) -> str:
+        return self.bus or ("sata" if self.device == "cdrom" else "virtio")
+
+
+class PortForward(_Model):
+    """host_address:host_port on the host -> guest_port in the guest (QEMU's hostfwd)."""
+
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_port: int = Field(ge=1, le=65535)
+    guest_port: int = Field(ge=1, le=65535)
+    # Loopback by default: reachable from this host only, as the walkthrough uses it (ssh -p 10122 localhost).
+    host_address: IPv4Address = IPv4Address("127.0.0.1")
+
+
+class UserNic(_Model):
+    type: Literal["user"]
+    mac: Mac | None = None
+    model: Literal["virtio", "e1000", "e1000e", "rtl8139"] = "virtio"
+    forwards: list[PortForward] = []
+
+
+class VhostUserNic(_Model):
+    type: Literal["vhostuser"]
+    socket: AbsolutePath
+    # server: QEMU creates the socket and OVS's dpdkvhostuserclient port connects to it, so the
+    # guest's network comes back by itself after an OVS restart.
+    mode: Literal["server", "client"] = "server"
+    mac: Mac | None = None
+    queues: int = Field(default=1, ge=1, le=MAX_VHOST_QUEUES)
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+    bridge: Name = "br0"
+    port: Name | None = None  # OVS port name; default derived from the VM name and NIC index
+
+
+Nic = Annotated[UserNic | VhostUserNic, Field(discriminator="type")]
+
+
+class Boot(_Model):
+    order: list[Literal["hd", "cdrom", "network"]] = []
+    kernel: AbsolutePath | None = None
+    initrd: AbsolutePath | None = None
+    cmdline: str | None = None
+
+
+class Graphics(_Model):
+    type: Literal["vnc", "spice"] = "vnc"
+    listen: IPv4Address = IPv4Address("127.0.0.1")
+    port: int | None = Field(default=None, ge=5900, le=65535)  # default: libvirt picks a free one
+    password: SecretStr | None = None
+
+
+class Console(_Model):
+    """The serial console: a pty for `virsh console`, optionally logged to a file."""
+
+    type: Literal["pty", "file"] = "pty"
+    log: AbsolutePath | None = None  # pty: also write everything to this file; file: the file itself
+
+
+class VMSpec(_Model):
+    name: Name
+    uuid: UUID | None = None
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = None
+    virt_type: VirtType = "auto"
+    machine: str | None = None
+    cpu: Cpu
+    memory: Memory
+    numa: list[NumaCell] = []
+    boot: Boot | None = None
+    disks: list[Disk] = []
+    nics: list[Nic] = []
+    console: Console = Console()
+    graphics: Graphics | None = None
+    video: Literal["virtio", "vga", "qxl", "bochs", "cirrus"] | None = None
+    usb_input: bool = False  # qemu-xhci controller with a USB keyboard and tablet
+    sound: Literal["intel-hda"] | None = None  # intel-hda with an hda-duplex codec
+
+    @property
+    def vhost_user_nics(self) -> list[VhostUserNic]:
+        return [nic for nic in self.nics if isinstance(nic, VhostUserNic)]
+
+    @property
+    def has_port_forwards(self) -> bool:
+        return any(isinstance(nic, UserNic) and nic.forwards for nic in self.nics)

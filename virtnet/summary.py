@@ -1,0 +1,62 @@
+"""A spec in a few human lines, for `virtnet show`."""
+
+from __future__ import annotations
+
+from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads, vhost_port_name
+from virtnet.spec.models import VhostUserNic, VMSpec
+from virtnet.units import format_cpuset, format_size
+
+
+def describe_spec(spec: VMSpec) -> list[tuple[str, str]]:
+    rows = [("vCPUs", _vcpus(spec)), ("Memory", _memory(spec))]
+    pinning = spec.cpu.pinning
+    if pinning is not None:
+        pins = [f"{vcpu}->{format_cpuset(cpus)}" for vcpu, cpus in sorted(pinning.vcpus.items())]
+        if pinning.emulator is not None:
+            pins.append(f"emulator->{format_cpuset(pinning.emulator)}")
+        rows.append(("Pinning", ", ".join(pins)))
+    for i, cell in enumerate(spec.numa):
+        rows.append((f"NUMA {i}", f"vCPUs {format_cpuset(cell.cpus)}, {format_size(cell.memory)}"))
+    for i, disk in enumerate(spec.disks):
+        detail = f"{disk.device} {disk.path} ({disk.effective_format}, {disk.effective_bus}"
+        detail += f", cache {disk.cache})" if disk.cache else ")"
+        rows.append((f"Disk {i}", detail))
+    for i, nic in enumerate(spec.nics):
+        rows.append((f"NIC {i}", _nic(spec, i)))
+    if spec.graphics is not None:
+        rows.append(("Graphics", f"{spec.graphics.type} on {spec.graphics.listen}"))
+    return rows
+
+
+def _vcpus(spec: VMSpec) -> str:
+    topology = vcpu_sockets_cores_threads(spec)
+    if topology is None:
+        return str(spec.cpu.count)
+    sockets, cores, threads = topology
+    return f"{spec.cpu.count} ({sockets} socket x {cores} cores x {threads} thread)"
+
+
+def _memory(spec: VMSpec) -> str:
+    memory = spec.memory
+    parts = [format_size(memory.size)]
+    if memory.hugepages is not None:
+        parts.append(f"on {format_size(memory.hugepages.page_size)} hugepages")
+    if memory.access:
+        parts.append(memory.access)
+    if memory.allocation == "immediate":
+        parts.append("preallocated")
+    return ", ".join(parts)
+
+
+def _nic(spec: VMSpec, index: int) -> str:
+    nic = spec.nics[index]
+    mac = nic_mac(spec, index)
+    if isinstance(nic, VhostUserNic):
+        return (
+            f"vhost-user {nic.socket} ({nic.mode}), {nic.queues} queue(s), mac {mac}, "
+            f"OVS {nic.bridge}/{vhost_port_name(spec, index)}"
+        )
+    forwards = ", ".join(
+        f"{f.protocol} {f.host_address}:{f.host_port}->{f.guest_port}" for f in nic.forwards
+    )
+    return f"user ({nic.model}), mac {mac}" + (f", forwards {forwards}" if forwards else "")

@@ -1,0 +1,109 @@
+"""A connection to one libvirt host: the only way virtnet reaches libvirtd."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+import libvirt
+
+from virtnet.errors import ConnectionFailed, DomainNotFound
+from virtnet.virt.errors import libvirt_errors, translate
+from virtnet.virt.guest import Guest
+
+DEFAULT_URI = "qemu:///system"
+
+
+def default_uri() -> str:
+    """As virsh: LIBVIRT_DEFAULT_URI, else the system QEMU driver."""
+    return os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+class Host:
+    def __init__(self, conn: libvirt.virConnect, uri: str) -> None:
+        self.conn = conn
+        self.uri = uri
+
+    @classmethod
+    def open(cls, uri: str | None = None) -> Host:
+        uri = uri or default_uri()
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError as err:
+            failure = translate(err, uri)
+            raise ConnectionFailed(
+                f"cannot connect to libvirt at {uri}: {err.get_error_message()}; "
+                "check that libvirtd runs there or pass another URI with -c",
+                code=failure.code,
+                uri=uri,
+            ) from None
+        return cls(conn, uri)
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except libvirt.libvirtError:
+            pass  # closing a dead connection is not worth an error
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def driver(self) -> str:
+        """'QEMU' or 'TEST': which libvirt driver answers."""
+        with libvirt_errors(self.uri):
+            return str(self.conn.getType())
+
+    @property
+    def libvirt_version(self) -> tuple[int, int, int]:
+        with libvirt_errors(self.uri):
+            return _version_triple(self.conn.getLibVersion())
+
+    def find(self, name: str) -> Guest | None:
+        try:
+            return Guest(self.conn.lookupByName(name), self.uri)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise translate(err, self.uri) from None
+
+    def lookup(self, name: str) -> Guest:
+        guest = self.find(name)
+        if guest is None:
+            raise DomainNotFound(
+                f"no domain {name!r} on {self.uri}; see `virtnet list --all`", uri=self.uri
+            )
+        return guest
+
+    def guests(self) -> list[Guest]:
+        """Every domain, running or defined, sorted by name."""
+        with libvirt_errors(self.uri):
+            doms = self.conn.listAllDomains(0)
+        return sorted((Guest(dom, self.uri) for dom in doms), key=lambda g: g.name)
+
+    def define(self, xml: str) -> Guest:
+        """Define (or redefine) a persistent domain; libvirt validates the XML against its schema."""
+        with libvirt_errors(self.uri):
+            dom = self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        return Guest(dom, self.uri)
+
+    def capabilities_xml(self) -> str:
+        with libvirt_errors(self.uri):
+            return str(self.conn.getCapabilities())
+
+    def domain_capabilities_xml(self, virt_type: str) -> str | None:
+        """The domain capabilities for a virt type, or None where the host cannot run that type."""
+        try:
+            return str(self.conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
+                                        libvirt.VIR_ERR_CONFIG_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_INVALID):
+                return None
+            raise translate(err, self.uri) from None
+
+
+def _version_triple(number: int) -> tuple[int, int, int]:
+    return number // 1_000_000, number // 1000 % 1000, number % 1000
