@@ -23,7 +23,9 @@ ids = [path.stem for path in EXAMPLES]
 
 
 def golden_choices(spec: VMSpec) -> HostChoices:
-    return HostChoices(virt_type="kvm" if spec.virt_type == "auto" else spec.virt_type, forward_style="qemu-args")
+    return HostChoices(
+        virt_type="kvm" if spec.virt_type == "auto" else spec.virt_type, forward_style="qemu-args"
+    )
 
 
 def render_example(path: Path) -> tuple[VMSpec, Domain]:
@@ -43,7 +45,9 @@ def test_golden_xml(example: Path, request: pytest.FixtureRequest) -> None:
     if request.config.getoption("--update-golden"):
         target.write_text(rendered)
     expected = target.read_text()
-    diff = "".join(difflib.unified_diff(expected.splitlines(True), rendered.splitlines(True), str(target), "rendered"))
+    diff = "".join(
+        difflib.unified_diff(expected.splitlines(True), rendered.splitlines(True), str(target), "rendered")
+    )
     assert rendered == expected, f"run `make golden` if this change is intended:\n{diff}"
 
 
@@ -52,7 +56,14 @@ def test_every_golden_file_has_an_example() -> None:
 
 
 def test_there_is_an_example_per_walkthrough_scenario() -> None:
-    assert set(ids) == {"install-vm", "kvm-ssh-vm", "vhostuser-vm", "multiqueue-vm", "migration-vm1", "migration-vm2"}
+    assert set(ids) == {
+        "install-vm",
+        "kvm-ssh-vm",
+        "vhostuser-vm",
+        "multiqueue-vm",
+        "migration-vm1",
+        "migration-vm2",
+    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=ids)
@@ -95,7 +106,11 @@ def test_multiqueue_vm_has_the_walkthrough_settings() -> None:
     assert [c.get("memAccess") for c in root.iterfind("cpu/numa/cell")] == ["shared"]
     vhost = root.find("devices/interface[@type='vhostuser']")
     assert vhost.find("driver").get("queues") == "4"  # libvirt: mq=on,vectors=10
-    assert vhost.find("source").attrib == {"type": "unix", "path": "/run/virtnet/vhost/sock0", "mode": "server"}
+    assert vhost.find("source").attrib == {
+        "type": "unix",
+        "path": "/run/virtnet/vhost/sock0",
+        "mode": "server",
+    }
     assert vhost.find("mac").get("address") == "00:00:00:00:00:01"
 
 

@@ -52,70 +52,170 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("zero vcpus", setting("cpu.count", 0), "cpu.count", "at least 1"),
     ("topology mismatch", setting("cpu.cores", 4), "cpu", "sockets x cores x threads"),
     ("bad virt type", setting("virt_type", "xen"), "virt_type", "'kvm'"),
-    ("passthrough under tcg", lambda s: s.update(virt_type="qemu", cpu={**s["cpu"], "mode": "host-passthrough"}),
-     "cpu.mode", "needs KVM"),
+    (
+        "passthrough under tcg",
+        lambda s: s.update(virt_type="qemu", cpu={**s["cpu"], "mode": "host-passthrough"}),
+        "cpu.mode",
+        "needs KVM",
+    ),
     ("memory without unit", setting("memory.size", 4096), "memory.size", "no unit"),
     ("memory decimal unit", setting("memory.size", "4GB"), "memory.size", "ambiguous"),
-    ("odd hugepage size", setting("memory.hugepages.page_size", "4MiB"), "memory.hugepages.page_size",
-     "'2MiB' or '1GiB'"),
+    (
+        "odd hugepage size",
+        setting("memory.hugepages.page_size", "4MiB"),
+        "memory.hugepages.page_size",
+        "'2MiB' or '1GiB'",
+    ),
     ("memory not multiple of page", setting("memory.size", "4097MiB"), "memory.size", "not a multiple"),
-    ("memory not multiple of 1G page", lambda s: s["memory"].update(size="3584MiB", hugepages={"page_size": "1GiB"}),
-     "memory.size", "1GiB hugepage"),
+    (
+        "memory not multiple of 1G page",
+        lambda s: s["memory"].update(size="3584MiB", hugepages={"page_size": "1GiB"}),
+        "memory.size",
+        "1GiB hugepage",
+    ),
     ("vhost-user without shared memory", setting("memory.access", DELETE), "nics[1]", "not shared"),
     ("vhost-user private memory", setting("memory.access", "private"), "nics[1]", "memory.access = 'shared'"),
     ("queues above 256", lambda s: s["nics"][1].update(queues=257), "nics[1].queues", "at most 256"),
     ("zero queues", lambda s: s["nics"][1].update(queues=0), "nics[1].queues", "at least 1"),
-    ("duplicate macs", lambda s: [nic.update(mac="52:54:00:00:00:01") for nic in s["nics"]], "nics[1].mac",
-     "already the MAC"),
+    (
+        "duplicate macs",
+        lambda s: [nic.update(mac="52:54:00:00:00:01") for nic in s["nics"]],
+        "nics[1].mac",
+        "already the MAC",
+    ),
     ("malformed mac", lambda s: s["nics"][0].update(mac="52:54:00:00:01"), "nics[0].mac", "six hex pairs"),
     ("multicast mac", lambda s: s["nics"][0].update(mac="01:00:5e:00:00:01"), "nics[0].mac", "multicast"),
     ("unknown nic type", lambda s: s["nics"][0].update(type="tap"), "nics[0]", "'tap' is unknown"),
     ("nic without type", lambda s: s["nics"][0].pop("type"), "nics[0]", "no type"),
-    ("relative socket path", lambda s: s["nics"][1].update(socket="sock0"), "nics[1].socket", "absolute path"),
-    ("typo in vhost-user field", lambda s: s["nics"][1].update(quues=4), "nics[1].quues", "did you mean 'queues'"),
-    ("same socket twice", lambda s: s["nics"].append(dict(s["nics"][1], mac="52:54:00:00:00:09")),
-     "nics[2].socket", "already used"),
-    ("same port twice", lambda s: s["nics"].append({"type": "vhostuser", "socket": "/run/vhost/s1",
-                                                    "port": "vm-vhu1"}), "nics[2].port", "already used"),
-    ("forward port out of range", lambda s: s["nics"][0]["forwards"][0].update(host_port=70000),
-     "nics[0].forwards[0].host_port", "at most 65535"),
-    ("forwarded twice", lambda s: s["nics"][0]["forwards"].append({"host_port": 10122, "guest_port": 80}),
-     "nics[0].forwards[1].host_port", "already forwarded"),
+    (
+        "relative socket path",
+        lambda s: s["nics"][1].update(socket="sock0"),
+        "nics[1].socket",
+        "absolute path",
+    ),
+    (
+        "typo in vhost-user field",
+        lambda s: s["nics"][1].update(quues=4),
+        "nics[1].quues",
+        "did you mean 'queues'",
+    ),
+    (
+        "same socket twice",
+        lambda s: s["nics"].append(dict(s["nics"][1], mac="52:54:00:00:00:09")),
+        "nics[2].socket",
+        "already used",
+    ),
+    (
+        "same port twice",
+        lambda s: s["nics"].append({"type": "vhostuser", "socket": "/run/vhost/s1", "port": "vm-vhu1"}),
+        "nics[2].port",
+        "already used",
+    ),
+    (
+        "forward port out of range",
+        lambda s: s["nics"][0]["forwards"][0].update(host_port=70000),
+        "nics[0].forwards[0].host_port",
+        "at most 65535",
+    ),
+    (
+        "forwarded twice",
+        lambda s: s["nics"][0]["forwards"].append({"host_port": 10122, "guest_port": 80}),
+        "nics[0].forwards[1].host_port",
+        "already forwarded",
+    ),
     ("numa does not add up", lambda s: s.update(numa=[{"cpus": "0-1", "memory": "2GiB"}]), "numa", "add up"),
-    ("numa cell cpu out of range", lambda s: s.update(numa=[{"cpus": "0-2", "memory": "4GiB"}]),
-     "numa[0].cpus", "do not exist"),
-    ("numa cells overlap", lambda s: s.update(numa=[{"cpus": "0-1", "memory": "2GiB"},
-                                                    {"cpus": "1", "memory": "2GiB"}]),
-     "numa[1].cpus", "already in another cell"),
-    ("numa leaves a vcpu out", lambda s: s.update(numa=[{"cpus": "0", "memory": "4GiB"}]), "numa", "in no cell"),
-    ("numa cell not multiple of page", lambda s: s.update(numa=[{"cpus": "0", "memory": "2049MiB"},
-                                                                {"cpus": "1", "memory": "2047MiB"}]),
-     "numa[0].memory", "not a multiple"),
-    ("malformed vcpu cpuset", lambda s: s["cpu"].update(pinning={"vcpus": {"0": "3-x"}}),
-     "cpu.pinning.vcpus.0", "not a cpuset"),
-    ("backwards cpuset", lambda s: s["cpu"].update(pinning={"emulator": "6-5"}), "cpu.pinning.emulator",
-     "backwards"),
-    ("pin a vcpu that does not exist", lambda s: s["cpu"].update(pinning={"vcpus": {"2": "3"}}),
-     "cpu.pinning.vcpus.2", "does not exist"),
-    ("empty cpuset", lambda s: s["cpu"].update(pinning={"emulator": "0,^0"}), "cpu.pinning.emulator",
-     "selects no CPU"),
+    (
+        "numa cell cpu out of range",
+        lambda s: s.update(numa=[{"cpus": "0-2", "memory": "4GiB"}]),
+        "numa[0].cpus",
+        "do not exist",
+    ),
+    (
+        "numa cells overlap",
+        lambda s: s.update(numa=[{"cpus": "0-1", "memory": "2GiB"}, {"cpus": "1", "memory": "2GiB"}]),
+        "numa[1].cpus",
+        "already in another cell",
+    ),
+    (
+        "numa leaves a vcpu out",
+        lambda s: s.update(numa=[{"cpus": "0", "memory": "4GiB"}]),
+        "numa",
+        "in no cell",
+    ),
+    (
+        "numa cell not multiple of page",
+        lambda s: s.update(numa=[{"cpus": "0", "memory": "2049MiB"}, {"cpus": "1", "memory": "2047MiB"}]),
+        "numa[0].memory",
+        "not a multiple",
+    ),
+    (
+        "malformed vcpu cpuset",
+        lambda s: s["cpu"].update(pinning={"vcpus": {"0": "3-x"}}),
+        "cpu.pinning.vcpus.0",
+        "not a cpuset",
+    ),
+    (
+        "backwards cpuset",
+        lambda s: s["cpu"].update(pinning={"emulator": "6-5"}),
+        "cpu.pinning.emulator",
+        "backwards",
+    ),
+    (
+        "pin a vcpu that does not exist",
+        lambda s: s["cpu"].update(pinning={"vcpus": {"2": "3"}}),
+        "cpu.pinning.vcpus.2",
+        "does not exist",
+    ),
+    (
+        "empty cpuset",
+        lambda s: s["cpu"].update(pinning={"emulator": "0,^0"}),
+        "cpu.pinning.emulator",
+        "selects no CPU",
+    ),
     ("same disk twice", lambda s: s["disks"].append(dict(s["disks"][0])), "disks[1].path", "already"),
-    ("cdrom with size", lambda s: s["disks"].append({"path": "/x.iso", "device": "cdrom", "size": "1GiB"}),
-     "disks[1].size", "cannot be created"),
-    ("cdrom on virtio", lambda s: s["disks"].append({"path": "/x.iso", "device": "cdrom", "bus": "virtio"}),
-     "disks[1].bus", "sata"),
+    (
+        "cdrom with size",
+        lambda s: s["disks"].append({"path": "/x.iso", "device": "cdrom", "size": "1GiB"}),
+        "disks[1].size",
+        "cannot be created",
+    ),
+    (
+        "cdrom on virtio",
+        lambda s: s["disks"].append({"path": "/x.iso", "device": "cdrom", "bus": "virtio"}),
+        "disks[1].bus",
+        "sata",
+    ),
     ("bad cache mode", lambda s: s["disks"][0].update(cache="writearound"), "disks[0].cache", "writethrough"),
-    ("initrd without kernel", lambda s: s.update(boot={"initrd": "/boot/initrd"}), "boot.kernel", "need a kernel"),
+    (
+        "initrd without kernel",
+        lambda s: s.update(boot={"initrd": "/boot/initrd"}),
+        "boot.kernel",
+        "need a kernel",
+    ),
     ("boot from missing cdrom", lambda s: s.update(boot={"order": ["cdrom"]}), "boot.order", "does not have"),
     ("graphics port too low", lambda s: s.update(graphics={"port": 80}), "graphics.port", "at least 5900"),
-    ("graphics listen not an address", lambda s: s.update(graphics={"listen": "localhost"}), "graphics.listen",
-     "ipv4"),
+    (
+        "graphics listen not an address",
+        lambda s: s.update(graphics={"listen": "localhost"}),
+        "graphics.listen",
+        "ipv4",
+    ),
+    (
+        "file console without file",
+        lambda s: s.update(console={"type": "file"}),
+        "console.log",
+        "add console.log",
+    ),
     ("uuid malformed", setting("uuid", "not-a-uuid"), "uuid", "uuid"),
 ]
 
 
-@pytest.mark.parametrize(("change", "path", "words"), [case[1:] for case in INVALID], ids=[c[0] for c in INVALID])
-def test_invalid_spec_names_field_and_fix(change: Callable[[dict[str, Any]], None], path: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "path", "words"), [case[1:] for case in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_spec_names_field_and_fix(
+    change: Callable[[dict[str, Any]], None], path: str, words: str
+) -> None:
     spec = copy.deepcopy(base())
     change(spec)
     with pytest.raises(SpecError) as caught:
@@ -148,17 +248,17 @@ def test_error_counts_further_problems() -> None:
     spec = base()
     spec["cpu"]["count"] = 0
     spec["memory"]["size"] = "x"
-    with pytest.raises(SpecError, match=r"and 1 more problem"):
+    with pytest.raises(SpecError, match="and 1 more problem"):
         spec_from_dict(spec)
 
 
 def test_spec_file_errors_name_the_file(tmp_path: Any) -> None:
     bad = tmp_path / "vm.toml"
     bad.write_text('name = "vm"\n[cpu\ncount = 2\n')
-    with pytest.raises(SpecFileError, match="vm.toml: not valid TOML"):
+    with pytest.raises(SpecFileError, match=r"vm\.toml: not valid TOML"):
         load_spec_file(bad)
     with pytest.raises(SpecFileError, match="cannot read"):
         load_spec_file(tmp_path / "missing.toml")
     bad.write_text('name = "vm"\n[cpu]\ncount = 2\n[memory]\nsize = "1GiB"\nvideo = "virtio"\n')
-    with pytest.raises(SpecError, match=r"vm.toml: memory.video: is not a known field"):
+    with pytest.raises(SpecError, match=r"vm\.toml: memory\.video: is not a known field"):
         load_spec_file(bad)

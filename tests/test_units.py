@@ -1,13 +1,20 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-import pytest
 
 from virtnet.units import GIB, KIB, MIB, format_cpuset, format_size, parse_cpuset, parse_size
 
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("4GiB", 4 * GIB), ("4096MiB", 4 * GIB), ("2M", 2 * MIB), ("1G", GIB), ("512 KiB", 512 * KIB), ("10B", 10)],
+    [
+        ("4GiB", 4 * GIB),
+        ("4096MiB", 4 * GIB),
+        ("2M", 2 * MIB),
+        ("1G", GIB),
+        ("512 KiB", 512 * KIB),
+        ("10B", 10),
+    ],
 )
 def test_parse_size_binary_units(text: str, size: int) -> None:
     assert parse_size(text) == size
@@ -15,7 +22,13 @@ def test_parse_size_binary_units(text: str, size: int) -> None:
 
 @pytest.mark.parametrize(
     ("value", "words"),
-    [("4GB", "ambiguous"), (4096, "no unit"), ("4096", "not a size"), ("4 parsecs", "unknown unit"), (True, "no unit")],
+    [
+        ("4GB", "ambiguous"),
+        (4096, "no unit"),
+        ("4096", "not a size"),
+        ("4 parsecs", "unknown unit"),
+        (True, "no unit"),
+    ],
 )
 def test_parse_size_refuses_with_a_fix(value: object, words: str) -> None:
     with pytest.raises(ValueError, match=words):

@@ -7,24 +7,23 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from virtnet import __version__, manager
+from virtnet import __version__
 from virtnet.domxml import HostChoices, render_domain, validate_domain
 from virtnet.errors import InputError, VirtnetError
-from virtnet.inventory import spec_of, view
 from virtnet.spec import VMSpec
 from virtnet.spec import load_spec_file as _load_spec_file
 from virtnet.spec.checks import find_warnings
-from virtnet.spec.codec import dump_spec
-from virtnet.summary import describe_spec
 from virtnet.units import KIB, format_size
-from virtnet.virt.host import Host
-from virtnet.virt.virttype import resolve_virt_type
+
+if TYPE_CHECKING:
+    from virtnet.virt.host import Host
+
+# Commands that talk to libvirt import it (and rich) when they run: `virtnet xml` needs neither,
+# and a CLI's start-up time is its users' waiting time (see bench/xml_render.py).
 
 app = typer.Typer(
     name="virtnet",
@@ -33,13 +32,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
 DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
 VirtTypeOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--virt-type", help="override the spec's virt_type: kvm or qemu (also $VIRTNET_VIRT_TYPE)"),
 ]
 
@@ -66,18 +64,26 @@ def command(name: str | None = None) -> Callable[[F], F]:
     return register
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"virtnet {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
     connect: Annotated[
-        Optional[str],
-        typer.Option("-c", "--connect", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)"),
+        str | None,
+        typer.Option(
+            "-c", "--connect", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)"
+        ),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"virtnet {__version__}")
-        raise typer.Exit()
     ctx.obj = connect
 
 
@@ -91,6 +97,8 @@ def load_spec_file(path: Path) -> VMSpec:
 
 @contextmanager
 def _host(ctx: typer.Context) -> Iterator[Host]:
+    from virtnet.virt.host import Host
+
     with Host.open(ctx.obj) as host:
         yield host
 
@@ -108,6 +116,8 @@ def xml(
     if port_forward not in ("passt", "qemu-args"):
         raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
     spec = load_spec_file(spec_path)
+    from virtnet.virt.virttype import resolve_virt_type
+
     choices = HostChoices(
         virt_type=resolve_virt_type(spec.virt_type, None, virt_type),
         forward_style=port_forward,  # type: ignore[arg-type]
@@ -120,46 +130,60 @@ def xml(
 @command()
 def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = None) -> None:
     """Define (or update) a domain from a spec."""
+    from virtnet import manager
+
     spec = load_spec_file(spec_path)
     with _host(ctx) as host:
         result = manager.define(host, spec, virt_type=virt_type)
         verb = "Updated" if result.redefined else "Defined"
-        stdout.print(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}, type {result.virt_type}")
+        typer.echo(
+            f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}, type {result.virt_type}"
+        )
     for path in result.created_disks:
-        stdout.print(f"  created disk {path}")
+        typer.echo(f"  created disk {path}")
     if result.forward_style == "qemu-args":
-        stdout.print("  port forwards: QEMU hostfwd via <qemu:commandline> (this libvirt refuses the passt backend)")
+        typer.echo(
+            "  port forwards: QEMU hostfwd via <qemu:commandline> (this libvirt refuses the passt backend)"
+        )
     elif result.forward_style == "passt":
-        stdout.print("  port forwards: libvirt <portForward> with the passt backend")
+        typer.echo("  port forwards: libvirt <portForward> with the passt backend")
 
 
 @command()
 def start(ctx: typer.Context, name: DomainName) -> None:
     """Start a defined domain."""
+    from virtnet import manager
+
     with _host(ctx) as host:
         manager.start(host, name)
-    stdout.print(f"Domain '{name}' started")
+    typer.echo(f"Domain '{name}' started")
 
 
 @command()
 def stop(
     ctx: typer.Context,
     name: DomainName,
-    force: Annotated[bool, typer.Option("--force", help="power off at once instead of an ACPI shutdown")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="power off at once instead of an ACPI shutdown")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for an ACPI shutdown")] = 60.0,
 ) -> None:
     """Shut a domain down (ACPI), or power it off with --force."""
+    from virtnet import manager
+
     with _host(ctx) as host:
         manager.stop(host, name, force=force, timeout_s=timeout)
-    stdout.print(f"Domain '{name}' {'powered off' if force else 'shut down'}")
+    typer.echo(f"Domain '{name}' {'powered off' if force else 'shut down'}")
 
 
 @command()
 def undefine(ctx: typer.Context, name: DomainName) -> None:
     """Remove a stopped domain's definition (its disk images stay)."""
+    from virtnet import manager
+
     with _host(ctx) as host:
         manager.undefine(host, name)
-    stdout.print(f"Domain '{name}' undefined")
+    typer.echo(f"Domain '{name}' undefined")
 
 
 @command(name="list")
@@ -169,11 +193,16 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List domains, as `virsh list` does, with what virtnet manages marked."""
+    from virtnet import manager
+
     with _host(ctx) as host:
         views = manager.list_domains(host, include_inactive=all_)
     if as_json:
         typer.echo(json.dumps([v.as_dict() for v in views], indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for column in ("Id", "Name", "State", "Type", "vCPUs", "Memory", "Managed"):
         table.add_column(column)
@@ -187,7 +216,7 @@ def list_(
             format_size(v.memory_kib * KIB),
             "virtnet" if v.managed else "unmanaged",
         )
-    stdout.print(table)
+    Console(highlight=False, soft_wrap=True).print(table)
 
 
 @command()
@@ -198,6 +227,10 @@ def show(
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
+    from virtnet.inventory import spec_of, view
+    from virtnet.spec.codec import dump_spec
+    from virtnet.summary import describe_spec
+
     if as_json and as_xml:
         raise InputError("--json and --xml: choose one")
     with _host(ctx) as host:
@@ -218,13 +251,17 @@ def show(
         ("Type", state.virt_type),
         ("Managed", "by virtnet" if spec else "no (not defined by virtnet)"),
     ]
-    rows += describe_spec(spec) if spec else [
-        ("vCPUs", str(state.vcpus)),
-        ("Memory", format_size(state.memory_kib * KIB)),
-    ]
+    rows += (
+        describe_spec(spec)
+        if spec
+        else [
+            ("vCPUs", str(state.vcpus)),
+            ("Memory", format_size(state.memory_kib * KIB)),
+        ]
+    )
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
-        stdout.print(f"{label + ':':<{width}} {value}")
+        typer.echo(f"{label + ':':<{width}} {value}")
 
 
 def run() -> None:

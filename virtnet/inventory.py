@@ -54,11 +54,13 @@ def spec_of_xml(xml: str) -> VMSpec | None:
     text = root.findtext("metadata/v:vm/v:spec", namespaces=_NS)
     if text is None:
         return None
-    password = root.xpath("string(devices/graphics/@passwd)") or None
+    password = root.xpath("string(devices/graphics/@passwd)")
     try:
-        return load_spec(text, password=password)
+        return load_spec(text, password=str(password) or None)
     except SpecError as err:
-        raise VirtnetError(f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {err}") from None
+        raise VirtnetError(
+            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {err}"
+        ) from None
 
 
 def spec_of(guest: Guest) -> VMSpec | None:

@@ -129,7 +129,9 @@ def _define_first_accepted(host: Host, domains: dict[ForwardStyle, Domain]) -> t
             return host.define(domain.to_xml()), style
         except DomainConfigRejected as err:
             if style == "passt" and "passt" in str(err) and style != styles[-1]:
-                log.info("libvirt at %s refuses the passt backend; forwarding ports with QEMU's hostfwd", host.uri)
+                log.info(
+                    "libvirt at %s refuses the passt backend; forwarding ports with QEMU's hostfwd", host.uri
+                )
                 continue
             raise
     raise AssertionError("unreachable: the last style re-raises")

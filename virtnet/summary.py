@@ -21,7 +21,7 @@ def describe_spec(spec: VMSpec) -> list[tuple[str, str]]:
         detail = f"{disk.device} {disk.path} ({disk.effective_format}, {disk.effective_bus}"
         detail += f", cache {disk.cache})" if disk.cache else ")"
         rows.append((f"Disk {i}", detail))
-    for i, nic in enumerate(spec.nics):
+    for i in range(len(spec.nics)):
         rows.append((f"NIC {i}", _nic(spec, i)))
     if spec.graphics is not None:
         rows.append(("Graphics", f"{spec.graphics.type} on {spec.graphics.listen}"))
@@ -56,7 +56,5 @@ def _nic(spec: VMSpec, index: int) -> str:
             f"vhost-user {nic.socket} ({nic.mode}), {nic.queues} queue(s), mac {mac}, "
             f"OVS {nic.bridge}/{vhost_port_name(spec, index)}"
         )
-    forwards = ", ".join(
-        f"{f.protocol} {f.host_address}:{f.host_port}->{f.guest_port}" for f in nic.forwards
-    )
+    forwards = ", ".join(f"{f.protocol} {f.host_address}:{f.host_port}->{f.guest_port}" for f in nic.forwards)
     return f"user ({nic.model}), mac {mac}" + (f", forwards {forwards}" if forwards else "")

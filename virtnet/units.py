@@ -11,10 +11,14 @@ TIB = 1024 * GIB
 
 # Binary units only, as QEMU (`-m 4G`) and libvirt's KiB/MiB/GiB mean them.
 _UNITS = {
-    "k": KIB, "kib": KIB,
-    "m": MIB, "mib": MIB,
-    "g": GIB, "gib": GIB,
-    "t": TIB, "tib": TIB,
+    "k": KIB,
+    "kib": KIB,
+    "m": MIB,
+    "mib": MIB,
+    "g": GIB,
+    "gib": GIB,
+    "t": TIB,
+    "tib": TIB,
     "b": 1,
 }
 _SIZE = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
@@ -76,15 +80,10 @@ def parse_cpuset(text: object) -> frozenset[int]:
 
 def format_cpuset(cpus: frozenset[int] | set[int]) -> str:
     """{0, 1, 2, 5} -> '0-2,5' (canonical, so equal sets print alike)."""
-    ordered = sorted(cpus)
-    runs: list[str] = []
-    start = prev = ordered[0]
-    for cpu in ordered[1:] + [None]:  # type: ignore[list-item]
-        if cpu is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        runs.append(str(start) if start == prev else f"{start}-{prev}")
-        if cpu is not None:
-            start = prev = cpu
-    return ",".join(runs)
-
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)

@@ -108,11 +108,11 @@ def _os(spec: VMSpec) -> Os:
 
 def _cpu(spec: VMSpec, host: HostChoices) -> Cpu | None:
     cpu = Cpu()
-    mode = spec.cpu.mode
-    if mode == "auto":
+    if spec.cpu.mode == "auto":
         # KVM: expose the host CPU, as the walkthrough's -enable-kvm VMs had. TCG: QEMU's default.
-        mode = "host-passthrough" if host.virt_type == "kvm" else None
-    cpu.mode = mode
+        cpu.mode = "host-passthrough" if host.virt_type == "kvm" else None
+    else:
+        cpu.mode = spec.cpu.mode
     topology = vcpu_sockets_cores_threads(spec)
     if topology is not None:
         cpu.sockets, cpu.dies, cpu.cores, cpu.threads = topology[0], 1, topology[1], topology[2]
@@ -241,7 +241,9 @@ def _console(spec: VMSpec) -> tuple[list[dev.Serial], list[dev.Console]]:
     elif console.log:
         serial.log_file = console.log
         serial.log_append = True
-    return [serial], [dev.Console(type=console.type, source_path=serial.source_path, target_type="serial", target_port=0)]
+    return [serial], [
+        dev.Console(type=console.type, source_path=serial.source_path, target_type="serial", target_port=0)
+    ]
 
 
 def _graphics(spec: VMSpec) -> dev.Graphics:
@@ -269,7 +271,9 @@ def _hostfwd_args(spec: VMSpec) -> list[QemuArg]:
             f"hostfwd={fwd.protocol}:{fwd.host_address}:{fwd.host_port}-:{fwd.guest_port}"
             for fwd in nic.forwards
         )
-        device = f"{_QEMU_NIC_DEVICE[nic.model]},netdev={netdev_id},mac={nic_mac(spec, index)},id={netdev_id}-nic"
+        device = (
+            f"{_QEMU_NIC_DEVICE[nic.model]},netdev={netdev_id},mac={nic_mac(spec, index)},id={netdev_id}-nic"
+        )
         for value in ("-netdev", f"user,id={netdev_id},{hostfwd}", "-device", device):
             args.append(QemuArg(value=value))
     return args

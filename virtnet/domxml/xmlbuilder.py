@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from lxml import etree
+from lxml.etree import _Element as Element
 
-Element = etree._Element
 B = TypeVar("B", bound="XMLBuilder")
 # Layout whitespace is not content: dropping it makes parsed and built trees compare equal.
 _PARSER = etree.XMLParser(remove_blank_text=True)
@@ -50,6 +50,7 @@ class XMLBuilder:
     """Base of all element classes. Subclasses set TAG and declare properties."""
 
     TAG: ClassVar[str]
+    _declared: ClassVar[list[str]]  # set per class by _register: child tags in declaration order
 
     def __init__(self, node: Element | None = None, *, nsmap: dict[str, str] | None = None, **values: Any):
         self.node = node if node is not None else etree.Element(self.TAG, nsmap=nsmap)
@@ -85,7 +86,7 @@ class XMLBuilder:
         declared = cls.__dict__.get("_declared")
         if declared is None:
             declared = []
-            setattr(cls, "_declared", declared)
+            cls._declared = declared
         if step not in declared:
             declared.append(step)
 
@@ -161,7 +162,7 @@ class XMLProperty:
         if node is None:
             return
         if self.leaf.startswith("@"):
-            node.attrib.pop(self.leaf[1:], None)
+            node.attrib.pop(self.leaf[1:], "")
         elif self.leaf == ".":
             node.text = None
         else:
@@ -198,12 +199,6 @@ class XMLChild(Generic[B]):
             obj.insert_child(obj.node, item.node)
 
 
-def add_child(parent: XMLBuilder, child: B) -> B:
-    """Append one child builder under `parent` at its declared position."""
-    parent.insert_child(parent.node, child.node)
-    return child
-
-
 def pretty_xml(node: Element) -> str:
     """Deterministic, indented XML text (attribute order is the order they were set)."""
     copy = etree.fromstring(etree.tostring(node))
@@ -218,11 +213,10 @@ def _split(path: str) -> tuple[list[str], str]:
 
 
 def _find(node: Element, steps: list[str]) -> Element | None:
+    found: Element | None = node
     for step in steps:
-        node = node.find(step)
-        if node is None:
-            return None
-    return node
+        found = found.find(step) if found is not None else None
+    return found
 
 
 def _make(obj: XMLBuilder, steps: list[str]) -> Element:
@@ -244,8 +238,7 @@ def _prune(root: Element, steps: list[str]) -> None:
         if nxt is None:
             return
         chain.append(nxt)
-    for parent, child in zip(reversed(chain[:-1]), reversed(chain[1:])):
+    for parent, child in zip(reversed(chain[:-1]), reversed(chain[1:]), strict=True):
         if len(child) or child.attrib or (child.text and child.text.strip()):
             return
         parent.remove(child)
-

@@ -13,7 +13,6 @@ from virtnet.units import GIB, MIB, format_cpuset, format_size
 SUPPORTED_PAGE_SIZES = (2 * MIB, GIB)
 
 
-
 @dataclass(frozen=True)
 class SpecWarning:
     """Legal but probably not what the user wants; printed, never fatal."""
@@ -126,12 +125,11 @@ def check_pinning(spec: VMSpec) -> Iterator[SpecError]:
             )
 
 
-def check_vhost_user(spec: VMSpec) -> Iterator[SpecError]:
+def check_vhost_user(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
     if not spec.vhost_user_nics:
         return
     shared = spec.memory.access == "shared" or (
-        bool(spec.numa)
-        and all((cell.access or spec.memory.access) == "shared" for cell in spec.numa)
+        bool(spec.numa) and all((cell.access or spec.memory.access) == "shared" for cell in spec.numa)
     )
     if not shared:
         first = next(i for i, nic in enumerate(spec.nics) if isinstance(nic, VhostUserNic))
@@ -228,7 +226,16 @@ def check_boot(spec: VMSpec) -> Iterator[SpecError]:
     if boot.kernel and boot.order:
         yield SpecError("boot.order", "direct kernel boot ignores the boot order", "remove boot.order")
     if "cdrom" in boot.order and not any(d.device == "cdrom" for d in spec.disks):
-        yield SpecError("boot.order", "boots from a cdrom the VM does not have", "add a disk with device 'cdrom'")
+        yield SpecError(
+            "boot.order", "boots from a cdrom the VM does not have", "add a disk with device 'cdrom'"
+        )
+
+
+def check_console(spec: VMSpec) -> Iterator[SpecError]:
+    if spec.console.type == "file" and spec.console.log is None:
+        yield SpecError(
+            "console.log", "a file console needs the file to write to", "add console.log = '/path'"
+        )
 
 
 CHECKS: tuple[Check, ...] = (
@@ -242,6 +249,7 @@ CHECKS: tuple[Check, ...] = (
     check_forwards,
     check_disks,
     check_boot,
+    check_console,
 )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from virtnet.errors import SpecError, SpecFileError
 from virtnet.spec.checks import find_problems
@@ -68,7 +68,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _explain(detail: dict[str, Any]) -> tuple[str, str]:
+def _explain(detail: ErrorDetails) -> tuple[str, str]:
     kind = detail["type"]
     ctx = detail.get("ctx") or {}
     value = detail.get("input")
@@ -95,6 +95,8 @@ def _explain(detail: dict[str, Any]) -> tuple[str, str]:
 
 
 def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    import difflib  # only errors need it
+
     name = str(loc[-1])
     model = _model_at(loc[:-1])
     if model is None:

@@ -33,8 +33,8 @@ def translate(err: libvirt.libvirtError, uri: str) -> errors.HypervisorError:
     code = err.get_error_code()
     cls = _BY_CODE.get(code, errors.HypervisorError)
     message = (err.get_error_message() or str(err)).strip()
-    if cls is errors.DomainConfigRejected and "already exists" in message:
-        cls = errors.DomainExists
+    if "already exists" in message or "already defined" in message:
+        cls = errors.DomainExists  # libvirt reports name/UUID clashes under several codes
     return cls(f"{message} (libvirt at {uri})", code=code, uri=uri)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import TracebackType
 
@@ -40,10 +41,8 @@ class Host:
         return cls(conn, uri)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):  # closing a dead connection is no error
             self.conn.close()
-        except libvirt.libvirtError:
-            pass  # closing a dead connection is not worth an error
 
     def __enter__(self) -> Host:
         return self
@@ -73,9 +72,7 @@ class Host:
     def lookup(self, name: str) -> Guest:
         guest = self.find(name)
         if guest is None:
-            raise DomainNotFound(
-                f"no domain {name!r} on {self.uri}; see `virtnet list --all`", uri=self.uri
-            )
+            raise DomainNotFound(f"no domain {name!r} on {self.uri}; see `virtnet list --all`", uri=self.uri)
         return guest
 
     def guests(self) -> list[Guest]:
@@ -99,8 +96,12 @@ class Host:
         try:
             return str(self.conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0))
         except libvirt.libvirtError as err:
-            if err.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
-                                        libvirt.VIR_ERR_CONFIG_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_INVALID):
+            if err.get_error_code() in (
+                libvirt.VIR_ERR_NO_SUPPORT,
+                libvirt.VIR_ERR_INVALID_ARG,
+                libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
+                libvirt.VIR_ERR_OPERATION_INVALID,
+            ):
                 return None
             raise translate(err, self.uri) from None
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from virtnet.errors import InputError
-from virtnet.virt.host import Host
+
+if TYPE_CHECKING:
+    from virtnet.virt.host import Host  # `virtnet xml` resolves without libvirt
 
 ResolvedVirtType = Literal["kvm", "qemu"]
 ENV_OVERRIDE = "VIRTNET_VIRT_TYPE"

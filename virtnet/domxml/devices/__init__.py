@@ -24,6 +24,17 @@ class Devices(XMLBuilder):
 
 
 __all__ = [
-    "Console", "Controller", "Devices", "Disk", "Graphics", "Input", "Interface", "MemBalloon",
-    "PortForward", "PortRange", "Serial", "Sound", "Video",
+    "Console",
+    "Controller",
+    "Devices",
+    "Disk",
+    "Graphics",
+    "Input",
+    "Interface",
+    "MemBalloon",
+    "PortForward",
+    "PortRange",
+    "Serial",
+    "Sound",
+    "Video",
 ]
