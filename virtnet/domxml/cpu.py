@@ -22,7 +22,6 @@ class Numa(XMLBuilder):
 class Cpu(XMLBuilder):
     TAG = "cpu"
     mode = XMLProperty("@mode")
-    check = XMLProperty("@check")
     sockets = XMLProperty("topology/@sockets", INT)
     dies = XMLProperty("topology/@dies", INT)
     cores = XMLProperty("topology/@cores", INT)

@@ -4,12 +4,11 @@ from virtnet.domxml.xmlbuilder import INT, XMLBuilder, XMLChild, XMLProperty
 
 
 class Page(XMLBuilder):
-    """<page> inside <hugepages>: one page size, optionally for some guest NUMA nodes."""
+    """<page> inside <hugepages>: the page size backing guest memory."""
 
     TAG = "page"
     size_kib = XMLProperty("@size", INT)
     unit = XMLProperty("@unit")
-    nodeset = XMLProperty("@nodeset")
 
 
 class Hugepages(XMLBuilder):
@@ -20,6 +19,5 @@ class Hugepages(XMLBuilder):
 class MemoryBacking(XMLBuilder):
     TAG = "memoryBacking"
     hugepages = XMLChild(Hugepages)
-    source_type = XMLProperty("source/@type")
     access_mode = XMLProperty("access/@mode")
     allocation_mode = XMLProperty("allocation/@mode")

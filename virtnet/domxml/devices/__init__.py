@@ -5,12 +5,11 @@ from virtnet.domxml.devices.disk import Disk
 from virtnet.domxml.devices.graphics import Graphics, Video
 from virtnet.domxml.devices.interface import Interface, PortForward, PortRange
 from virtnet.domxml.devices.peripherals import Controller, Input, MemBalloon, Sound
-from virtnet.domxml.xmlbuilder import XMLBuilder, XMLChild, XMLProperty
+from virtnet.domxml.xmlbuilder import XMLBuilder, XMLChild
 
 
 class Devices(XMLBuilder):
     TAG = "devices"
-    emulator = XMLProperty("emulator")
     disks = XMLChild(Disk, many=True)
     controllers = XMLChild(Controller, many=True)
     interfaces = XMLChild(Interface, many=True)
