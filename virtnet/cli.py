@@ -33,6 +33,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 F = TypeVar("F", bound=Callable[..., Any])
+lab_app = typer.Typer(
+    help="A throwaway lab on this machine: libvirt hosts with OVS-DPDK, for tests and the demo.",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
 
 SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
 DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
@@ -42,7 +47,7 @@ VirtTypeOption = Annotated[
 ]
 
 
-def command(name: str | None = None) -> Callable[[F], F]:
+def command(name: str | None = None, *, group: typer.Typer | None = None) -> Callable[[F], F]:
     """Register a command; a virtnet error becomes one stderr line and the error's exit code.
 
     This is the CLI's one exit path for expected failures. Anything else is a bug and keeps its
@@ -58,7 +63,7 @@ def command(name: str | None = None) -> Callable[[F], F]:
                 typer.echo(f"virtnet: error: {err}", err=True)
                 raise typer.Exit(err.exit_code) from None
 
-        app.command(name=name)(run)
+        (group or app).command(name=name)(run)
         return func
 
     return register
@@ -119,7 +124,7 @@ def xml(
     from virtnet.virt.virttype import resolve_virt_type
 
     choices = HostChoices(
-        virt_type=resolve_virt_type(spec.virt_type, None, virt_type),
+        virt_type=resolve_virt_type(spec.virt_type, None, virt_type).virt_type,
         forward_style=port_forward,  # type: ignore[arg-type]
     )
     domain = render_domain(spec, choices)
@@ -136,9 +141,8 @@ def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = 
     with _host(ctx) as host:
         result = manager.define(host, spec, virt_type=virt_type)
         verb = "Updated" if result.redefined else "Defined"
-        typer.echo(
-            f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}, type {result.virt_type}"
-        )
+        typer.echo(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}")
+    typer.echo(f"  type {result.virt_type}: {result.virt_type_reason}")
     for path in result.created_disks:
         typer.echo(f"  created disk {path}")
     if result.forward_style == "qemu-args":
@@ -262,6 +266,81 @@ def show(
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         typer.echo(f"{label + ':':<{width}} {value}")
+
+
+LabDir = Annotated[
+    Path,
+    typer.Option("--dir", envvar="VIRTNET_LAB_DIR", help="where the lab keeps its state and files"),
+]
+DEFAULT_LAB_DIR = Path("/var/tmp/virtnet-lab")
+
+
+@command("up", group=lab_app)
+def lab_up(
+    hosts: Annotated[int, typer.Option(help="how many libvirt hosts (2 for migration)")] = 1,
+    hugepages_mib: Annotated[int, typer.Option(help="2 MiB hugepages for guests, on top of OVS's")] = 1024,
+    lab_dir: LabDir = DEFAULT_LAB_DIR,
+) -> None:
+    """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
+    from virtnet.lab.lab import Lab
+
+    lab = Lab(lab_dir)
+    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
+    typer.echo(
+        "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
+        "any local user can control its VMs. Bring it down with `virtnet lab down`.",
+        err=True,
+    )
+    _print_lab(lab, state)
+
+
+@command("down", group=lab_app)
+def lab_down(lab_dir: LabDir = DEFAULT_LAB_DIR) -> None:
+    """Stop everything `lab up` started (by PID) and give its hugepages back."""
+    from virtnet.lab.lab import Lab
+
+    Lab(lab_dir).down()
+    typer.echo("lab is down")
+
+
+@command("status", group=lab_app)
+def lab_status(
+    lab_dir: LabDir = DEFAULT_LAB_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Each lab host's URIs, OVS socket and health."""
+    from virtnet.lab.lab import Lab
+
+    lab = Lab(lab_dir)
+    state = lab.load()
+    if state is None:
+        if as_json:
+            typer.echo("[]")
+            return
+        raise InputError(f"no lab in {lab_dir}; start one with `virtnet lab up`")
+    _print_lab(lab, state, as_json=as_json)
+
+
+def _print_lab(lab: Any, state: Any, *, as_json: bool = False) -> None:
+    rows = [
+        {
+            "name": h.host.name,
+            "uri": h.host.uri,
+            "ovsdb": h.host.ovsdb,
+            "vhost_dir": str(h.host.vhost_dir),
+            "libvirtd": "up" if h.libvirtd else "DOWN",
+            "ovs": "up" if h.ovs else "DOWN",
+        }
+        for h in lab.health(state)
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
+            f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
+        )
 
 
 def run() -> None:

@@ -80,3 +80,7 @@ class DomainConfigRejected(HypervisorError):
 
 class StorageError(HypervisorError):
     """A disk volume could not be found or created through libvirt's storage API."""
+
+
+class LabError(VirtnetError):
+    """The lab could not be brought up, torn down or inspected."""

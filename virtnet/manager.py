@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class DefineResult:
     guest: Guest
     virt_type: str
+    virt_type_reason: str
     forward_style: ForwardStyle | None  # how port forwards were expressed, None without forwards
     redefined: bool
     created_disks: list[str] = field(default_factory=list)
@@ -34,11 +35,8 @@ class DefineResult:
 def define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefineResult:
     """Define `spec` on `host`, or update the domain virtnet defined from it before."""
     uuid = _uuid_to_keep(host, spec)
-    choices = HostChoices(
-        virt_type=resolve_virt_type(spec.virt_type, host, virt_type),
-        forward_style="passt",
-        uuid=uuid,
-    )
+    virt = resolve_virt_type(spec.virt_type, host, virt_type)
+    choices = HostChoices(virt_type=virt.virt_type, forward_style="passt", uuid=uuid)
     # Render and validate both forms before touching anything: a bug shows before a disk is made.
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
@@ -52,6 +50,7 @@ def define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefineR
     return DefineResult(
         guest=guest,
         virt_type=choices.virt_type,
+        virt_type_reason=virt.reason,
         forward_style=style if spec.has_port_forwards else None,
         redefined=uuid is not None,
         created_disks=[volume.path for volume in created],

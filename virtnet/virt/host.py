@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from ipaddress import ip_address
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -49,6 +51,17 @@ class Host:
 
     def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
+
+    @property
+    def is_local(self) -> bool:
+        """Whether libvirtd runs on this machine (no host in the URI, or a loopback address)."""
+        hostname = urlsplit(self.uri).hostname
+        if not hostname or hostname == "localhost":
+            return True
+        try:
+            return ip_address(hostname).is_loopback
+        except ValueError:
+            return False
 
     @property
     def driver(self) -> str:

@@ -1,11 +1,13 @@
-"""Which domain type a VM gets: kvm where the host offers it, else qemu (TCG)."""
+"""Which domain type a VM gets: kvm where KVM really runs guests, else qemu (TCG)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
 from virtnet.errors import InputError
+from virtnet.virt import kvm_probe
 
 if TYPE_CHECKING:
     from virtnet.virt.host import Host  # `virtnet xml` resolves without libvirt
@@ -14,25 +16,37 @@ ResolvedVirtType = Literal["kvm", "qemu"]
 ENV_OVERRIDE = "VIRTNET_VIRT_TYPE"
 
 
-def resolve_virt_type(requested: str, host: Host | None, override: str | None = None) -> ResolvedVirtType:
-    """The override (flag, then $VIRTNET_VIRT_TYPE) wins; 'auto' asks the host, or /dev/kvm locally."""
+@dataclass(frozen=True)
+class VirtTypeChoice:
+    virt_type: ResolvedVirtType
+    reason: str
+
+
+def resolve_virt_type(requested: str, host: Host | None, override: str | None = None) -> VirtTypeChoice:
+    """The override (flag, then $VIRTNET_VIRT_TYPE) wins, then the spec; 'auto' asks the machine."""
     forced = override or os.environ.get(ENV_OVERRIDE)
     if forced:
+        source = "--virt-type" if override else f"${ENV_OVERRIDE}"
         if forced not in ("kvm", "qemu"):
-            source = "--virt-type" if override else f"${ENV_OVERRIDE}"
             raise InputError(f"{source}: {forced!r} is not a virt type; use 'kvm' or 'qemu'")
-        return cast(ResolvedVirtType, forced)
+        return VirtTypeChoice(cast(ResolvedVirtType, forced), f"set by {source}")
     if requested in ("kvm", "qemu"):
-        return cast(ResolvedVirtType, requested)
-    if host is None:
-        return "kvm" if _local_kvm_usable() else "qemu"
-    return "kvm" if host.domain_capabilities_xml("kvm") is not None else "qemu"
+        return VirtTypeChoice(cast(ResolvedVirtType, requested), "set by the spec")
+    if host is not None and host.domain_capabilities_xml("kvm") is None:
+        return VirtTypeChoice("qemu", "the host offers no KVM")
+    if host is not None and not host.is_local:
+        return VirtTypeChoice("kvm", "the remote host offers KVM")
+    return _local_choice()
 
 
-def _local_kvm_usable() -> bool:
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
+def _local_choice() -> VirtTypeChoice:
+    """On this machine: the KVM probe's verdict, run once when a kernel to boot is at hand."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return VirtTypeChoice("qemu", "/dev/kvm is missing or not accessible")
+    verdict = kvm_probe.cached_verdict()
+    if verdict is None:
+        kernel = kvm_probe.probe_kernel()
+        if kernel is None:
+            return VirtTypeChoice("kvm", "/dev/kvm is usable (not probed: no kernel to boot)")
+        verdict = kvm_probe.probe(kernel)
+    return VirtTypeChoice("kvm" if verdict.usable else "qemu", f"KVM probe: {verdict.reason}")

@@ -1,0 +1,112 @@
+"""One lab host's Open vSwitch: ovsdb-server and the DPDK ovs-vswitchd, with a netdev bridge.
+
+ovs-vswitchd runs in the host's mount namespace (its hugetlbfs) and in a network namespace of its
+own: two netdev datapaths in one network namespace clash on their ovs-netdev/br0 taps. vhost-user
+sockets are files, so QEMU reaches them from anywhere. The lab drives OVS with ovs-vsctl, the
+independent client; virtnet's own OVS code speaks OVSDB.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from virtnet.errors import LabError
+from virtnet.lab.namespace import nsenter
+from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
+
+SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+VSWITCHD = Path("/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk")
+BRIDGE = "br0"
+
+
+def db_socket(ovs_dir: Path) -> Path:
+    return ovs_dir / "db.sock"
+
+
+def vsctl(ovs_dir: Path, *args: str, wait: bool = False) -> str:
+    """ovs-vsctl against this host's database; never blocks forever (host.md)."""
+    flags = ["--timeout=20"] + ([] if wait else ["--no-wait"])
+    return run(["ovs-vsctl", f"--db=unix:{db_socket(ovs_dir)}", *flags, *args], timeout=30)
+
+
+def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_mib: int) -> tuple[int, int]:
+    """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs."""
+    ovs_dir.mkdir(parents=True, exist_ok=True)
+    db = ovs_dir / "conf.db"
+    db.unlink(missing_ok=True)
+    run(["ovsdb-tool", "create", str(db), str(SCHEMA)])
+    run(
+        [
+            "ovsdb-server",
+            str(db),
+            f"--remote=punix:{db_socket(ovs_dir)}",
+            f"--unixctl={ovs_dir / 'ovsdb-server.ctl'}",
+            f"--pidfile={ovs_dir / 'ovsdb-server.pid'}",
+            f"--log-file={ovs_dir / 'ovsdb-server.log'}",
+            "--detach",
+        ]
+    )
+    ovsdb = wait_for_pidfile(ovs_dir / "ovsdb-server.pid")
+    vsctl(ovs_dir, "init")
+    vsctl(
+        ovs_dir,
+        "set",
+        "Open_vSwitch",
+        ".",
+        "other_config:dpdk-init=true",
+        f"other_config:dpdk-socket-mem={socket_mem_mib}",
+        f'other_config:dpdk-extra="--no-pci --file-prefix={name}"',
+    )
+    run(
+        [
+            *nsenter(holder_pid)[:-1],
+            f"--net=/run/netns/{netns}",
+            "--",
+            "env",
+            f"OVS_RUNDIR={ovs_dir}",
+            str(VSWITCHD),
+            f"unix:{db_socket(ovs_dir)}",
+            f"--pidfile={ovs_dir / 'ovs-vswitchd.pid'}",
+            f"--unixctl={ovs_dir / 'ovs-vswitchd.ctl'}",
+            f"--log-file={ovs_dir / 'ovs-vswitchd.log'}",
+            "--detach",
+        ],
+        timeout=60,
+    )
+    vswitchd = wait_for_pidfile(ovs_dir / "ovs-vswitchd.pid")
+    _wait_dpdk_initialized(ovs_dir)
+    vsctl(
+        ovs_dir,
+        "--may-exist",
+        "add-br",
+        BRIDGE,
+        "--",
+        "set",
+        "bridge",
+        BRIDGE,
+        "datapath_type=netdev",
+        wait=True,
+    )
+    return ovsdb, vswitchd
+
+
+def stop(ovs_dir: Path) -> None:
+    stop_pid(read_pid(ovs_dir / "ovs-vswitchd.pid"))
+    stop_pid(read_pid(ovs_dir / "ovsdb-server.pid"))
+
+
+def healthy(ovs_dir: Path) -> bool:
+    try:
+        return vsctl(ovs_dir, "get", "Open_vSwitch", ".", "dpdk_initialized").strip() == "true"
+    except LabError:
+        return False
+
+
+def _wait_dpdk_initialized(ovs_dir: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if vsctl(ovs_dir, "get", "Open_vSwitch", ".", "dpdk_initialized").strip() == "true":
+            return
+        time.sleep(0.1)
+    raise LabError(f"DPDK did not initialise within {timeout:g} s; see {ovs_dir / 'ovs-vswitchd.log'}")

@@ -1,0 +1,127 @@
+"""Does KVM actually run a guest here? Booting a kernel under KVM is the only honest test.
+
+/dev/kvm may exist and answer ioctls while every guest hangs before the kernel prints a line (as
+on this project's CI machine), and libvirt still offers domain type kvm. The probe boots a kernel
+with no root file system under `-accel kvm`: it runs all the way to "VFS: Unable to mount root fs",
+panics and, with panic=-1 and -no-reboot, QEMU exits. Exiting in time means KVM works. The verdict
+is cached per kernel release, QEMU binary and /dev/kvm, so a host pays for the probe once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PROBE_TIMEOUT_S = 30.0
+QEMU = "qemu-system-x86_64"
+
+
+@dataclass(frozen=True)
+class KvmVerdict:
+    usable: bool
+    reason: str
+    key: str
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIRTNET_CACHE_DIR") or Path.home() / ".cache" / "virtnet")
+
+
+def verdict_key() -> str:
+    """What the verdict depends on: the host kernel, the QEMU binary and /dev/kvm."""
+    parts = [platform.release()]
+    qemu = shutil.which(QEMU)
+    if qemu:
+        stat = os.stat(qemu)
+        parts.append(f"{qemu}:{stat.st_size}:{int(stat.st_mtime)}")
+    try:
+        kvm = os.stat("/dev/kvm")
+        parts.append(f"kvm:{kvm.st_rdev}:{kvm.st_mode:o}")
+    except OSError:
+        parts.append("no-kvm")
+    return "|".join(parts)
+
+
+def cached_verdict() -> KvmVerdict | None:
+    """The stored verdict if it still applies to this machine."""
+    try:
+        verdict = KvmVerdict(**json.loads((cache_dir() / "kvm-verdict.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return verdict if verdict.key == verdict_key() else None
+
+
+def probe_kernel() -> Path | None:
+    """A kernel to probe with: $VIRTNET_PROBE_KERNEL, else the running kernel's image in /boot."""
+    for candidate in (os.environ.get("VIRTNET_PROBE_KERNEL"), f"/boot/vmlinuz-{platform.release()}"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def probe(kernel: Path, *, timeout_s: float = PROBE_TIMEOUT_S) -> KvmVerdict:
+    """Boot `kernel` under KVM and cache the verdict."""
+    verdict = _boot(kernel, timeout_s)
+    target = cache_dir() / "kvm-verdict.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(verdict)))
+    tmp.replace(target)
+    return verdict
+
+
+def _boot(kernel: Path, timeout_s: float) -> KvmVerdict:
+    key = verdict_key()
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return KvmVerdict(False, "/dev/kvm is missing or not accessible", key)
+    with tempfile.TemporaryDirectory(prefix="virtnet-kvm-probe-") as tmp:
+        console = Path(tmp) / "console.log"
+        cmd = [
+            QEMU,
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "128",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-monitor",
+            "none",
+            "-nodefaults",
+            "-serial",
+            f"file:{console}",
+            "-kernel",
+            str(kernel),
+            "-append",
+            "console=ttyS0 panic=-1 earlyprintk=serial,ttyS0",
+        ]
+        started = time.monotonic()
+        qemu = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            qemu.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            qemu.kill()
+            qemu.wait()
+            printed = (
+                "printed nothing" if not console.read_text(errors="replace").strip() else "did not finish"
+            )
+            return KvmVerdict(False, f"a KVM guest hung: the kernel {printed} in {timeout_s:g} s", key)
+        elapsed = time.monotonic() - started
+        output = console.read_text(errors="replace")
+    if "Kernel panic" in output or "Unable to mount root" in output:
+        return KvmVerdict(True, f"a KVM guest booted its kernel in {elapsed:.1f} s", key)
+    error = (qemu.stderr.read() if qemu.stderr else "").strip().splitlines()
+    return KvmVerdict(
+        False, f"QEMU could not run a KVM guest: {error[-1] if error else 'no console output'}", key
+    )
