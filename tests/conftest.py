@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import libvirt
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
-TEST_URI = "test:///default"
+from support import TEST_URI
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,13 +41,3 @@ def testdriver(_testdriver_keeper: libvirt.virConnect) -> Iterator[libvirt.virCo
             pool.destroy()
     for vol in conn.storagePoolLookupByName("default-pool").listAllVolumes(0):
         vol.delete(0)
-
-
-def add_volume(conn: libvirt.virConnect, pool_name: str, name: str, fmt: str = "raw") -> str:
-    """Put an image into a test-driver pool (the test driver has no real files)."""
-    pool = conn.storagePoolLookupByName(pool_name)
-    xml = (
-        f"<volume><name>{name}</name><capacity unit='MiB'>1</capacity>"
-        f"<target><format type='{fmt}'/></target></volume>"
-    )
-    return str(pool.createXML(xml, 0).path())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from conftest import ROOT, TEST_URI
 from lxml import etree
+from support import ROOT, TEST_URI
 from typer.testing import CliRunner
 
 from virtnet.cli import app

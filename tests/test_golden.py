@@ -11,8 +11,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from conftest import EXAMPLES, ROOT, add_volume
 from lxml import etree
+from support import EXAMPLES, ROOT, add_volume
 
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.inventory import spec_of_xml

@@ -6,7 +6,7 @@ from typing import Any
 
 import libvirt
 import pytest
-from conftest import TEST_URI, add_volume
+from support import TEST_URI, add_volume
 
 from virtnet import manager
 from virtnet.errors import DomainExists, DomainNotFound, InvalidDomainState, StorageError

@@ -10,7 +10,7 @@ import pkgutil
 from collections.abc import Iterator
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT
 
 import virtnet.domxml
 from virtnet.domxml import HostChoices, render_domain

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from virtnet.errors import LabError
 from virtnet.lab import hugepages, libvirtd, namespace, switch
+from virtnet.lab.guest_image import build_guest_image
 from virtnet.lab.process import alive, read_pid, run, stop_pid
+from virtnet.virt import kvm_probe
 
 DEFAULT_BASE = Path("/var/tmp/virtnet-lab")
 DPDK_SOCKET_MEM_MIB = 256  # tested in host.md: enough for vhost-user ports without a NIC
@@ -53,6 +55,8 @@ class LabState:
     prefix: str
     hosts: list[LabHost] = field(default_factory=list)
     hugepages_added: int = 0
+    virt_type: str = "qemu"  # what the KVM probe found guests can use here
+    virt_type_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ class Lab:
     @property
     def state_file(self) -> Path:
         return self.base / "lab.json"
+
+    @property
+    def guest_dir(self) -> Path:
+        """The test guest at stable paths (vmlinuz, initrd.gz), so specs can name them."""
+        return self.base / "guest"
 
     @property
     def capcache(self) -> Path:
@@ -105,6 +114,7 @@ class Lab:
             self._save(state)
             for index in range(hosts):
                 self._start_host(state, index)
+            self._provide_guest(state)
         except BaseException:
             self.down()
             raise
@@ -154,6 +164,19 @@ class Lab:
         libvirtd.start(host_dir, host.holder_pid, host.uri)
         switch.start(host.ovs_dir, host.holder_pid, host.netns, name=name, socket_mem_mib=DPDK_SOCKET_MEM_MIB)
         return host
+
+    def _provide_guest(self, state: LabState) -> None:
+        """Build (or reuse) the test guest, link it at stable paths, and probe KVM with it once."""
+        image = build_guest_image()
+        self.guest_dir.mkdir(exist_ok=True)
+        for link, target in (("vmlinuz", image.kernel), ("initrd.gz", image.initrd)):
+            path = self.guest_dir / link
+            path.unlink(missing_ok=True)
+            path.symlink_to(target)
+        verdict = kvm_probe.cached_verdict() or kvm_probe.probe(image.kernel)
+        state.virt_type = "kvm" if verdict.usable else "qemu"
+        state.virt_type_reason = verdict.reason
+        self._save(state)
 
     def _stop_host(self, host: LabHost) -> None:
         host_dir = Path(host.dir)

@@ -56,6 +56,9 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
         ".",
         "other_config:dpdk-init=true",
         f"other_config:dpdk-socket-mem={socket_mem_mib}",
+        # DPDK grows its memory on demand, and OVS's first mempool asks for ~500 MiB: without a
+        # limit the switch would take the guests' hugepages.
+        f"other_config:dpdk-socket-limit={socket_mem_mib}",
         f'other_config:dpdk-extra="--no-pci --file-prefix={name}"',
     )
     run(

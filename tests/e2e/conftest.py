@@ -1,0 +1,50 @@
+"""End-to-end fixtures: a private lab (libvirtd + OVS-DPDK in namespaces) and real TCG guests.
+
+Everything is checked with the independent clients (virsh, ovs-vsctl, /proc, the guest's console),
+never with virtnet's own view of itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lab_support import LabClient
+
+from virtnet.lab.lab import Lab
+
+E2E_HOSTS = 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end tests start daemons and namespaces: run as root (make test does)")
+    lab = Lab(tmp_path_factory.mktemp("lab"), prefix="vnte2e", first_address="127.0.0.20")
+    lab.up(hosts=E2E_HOSTS, hugepages_mib=1024)
+    yield lab
+    lab.down()
+
+
+@pytest.fixture
+def lab0(lab: Lab, tmp_path: Path) -> Iterator[LabClient]:
+    state = lab.load()
+    assert state is not None
+    client = LabClient(lab, state.hosts[0], tmp_path)
+    before = set(client.virsh("list", "--all", "--name").stdout.split())
+    yield client
+    for name in client.virsh("list", "--all", "--name").stdout.split():
+        if name not in before:
+            client.virsh("destroy", name, check=False)
+            client.virsh("undefine", name, check=False)
+    for port in client.vsctl("list-ports", "br0").split():
+        client.vsctl("del-port", "br0", port)

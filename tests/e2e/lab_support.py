@@ -1,0 +1,124 @@
+"""Helpers for the end-to-end tests: drive a lab host with virsh, ovs-vsctl and virtnet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from virtnet.lab.guest_image import guest_cmdline
+from virtnet.lab.hugepages import meminfo
+from virtnet.lab.lab import Lab, LabHost
+
+
+class LabClient:
+    """Drives one lab host with the real command-line tools."""
+
+    def __init__(self, lab: Lab, host: LabHost, workdir: Path) -> None:
+        self.lab = lab
+        self.host = host
+        self.workdir = workdir
+
+    def virtnet(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run([sys.executable, "-m", "virtnet", "-c", self.host.uri, *args], check=check)
+
+    def virsh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run(["virsh", "-q", "-c", self.host.uri, *args], check=check)
+
+    def vsctl(self, *args: str) -> str:
+        return _run(
+            ["ovs-vsctl", f"--db={self.host.ovsdb}", "--timeout=20", *args], check=True
+        ).stdout.strip()
+
+    def console_log(self, name: str) -> Path:
+        return self.workdir / f"{name}.console.log"
+
+    def socket(self, name: str) -> Path:
+        return self.host.vhost_dir / f"{name}.sock"
+
+    def spec(
+        self,
+        name: str,
+        *,
+        ips: tuple[str, ...] = (),
+        ping: str | None = None,
+        vcpus: int = 1,
+        queues: int = 1,
+        pin: dict[str, str] | None = None,
+        emulator: str | None = None,
+        memory: str = "256MiB",
+    ) -> Path:
+        """A spec file for a test guest on this host, in the walkthrough's vhost-user shape."""
+        spec: dict[str, Any] = {
+            "name": name,
+            "cpu": {"count": vcpus, "sockets": 1, "cores": vcpus, "threads": 1},
+            "memory": {
+                "size": memory,
+                "access": "shared",
+                "allocation": "immediate",
+                "hugepages": {"page_size": "2MiB"},
+            },
+            "boot": {
+                "kernel": str(self.lab.guest_dir / "vmlinuz"),
+                "initrd": str(self.lab.guest_dir / "initrd.gz"),
+                "cmdline": guest_cmdline(ips=ips, ping=ping),
+            },
+            "nics": [
+                {
+                    "type": "vhostuser",
+                    "socket": str(self.socket(name)),
+                    "queues": queues,
+                    "port": f"{name}-p0",
+                }
+            ],
+            "console": {"type": "pty", "log": str(self.console_log(name))},
+        }
+        if pin or emulator:
+            spec["cpu"]["pinning"] = {"vcpus": pin or {}, **({"emulator": emulator} if emulator else {})}
+        path = self.workdir / f"{name}.toml"
+        path.write_text(tomli_w.dumps(spec))
+        return path
+
+    def add_port(self, name: str) -> None:
+        """The guest's dpdkvhostuserclient port, as the walkthrough adds it with ovs-vsctl."""
+        self.vsctl(
+            "add-port",
+            "br0",
+            f"{name}-p0",
+            "--",
+            "set",
+            "Interface",
+            f"{name}-p0",
+            "type=dpdkvhostuserclient",
+            f"options:vhost-server-path={self.socket(name)}",
+        )
+
+    def wait_console(self, name: str, marker: str, timeout: float = 120.0) -> str:
+        """The console text once it contains `marker` (the guest's own words)."""
+        log = self.console_log(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if marker in text:
+                return text
+            time.sleep(0.25)
+        raise AssertionError(f"{name}: no {marker!r} on the console in {timeout:g} s:\n{text[-2000:]}")
+
+    def qemu_pid(self, name: str) -> int:
+        pidfile = Path(f"/proc/{self.host.holder_pid}/root/run/libvirt/qemu/{name}.pid")
+        return int(pidfile.read_text())
+
+
+def hugepages_free() -> int:
+    return meminfo()["HugePages_Free"]
+
+
+def _run(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done

@@ -1,0 +1,68 @@
+"""virtnet's domains are ordinary libvirt domains: virsh drives them, and both tools agree."""
+
+from __future__ import annotations
+
+import json
+
+from lab_support import LabClient
+
+FOREIGN_XML = """<domain type='qemu'>
+  <name>made-by-virsh</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+</domain>
+"""
+
+
+def dominfo(lab0: LabClient, name: str) -> dict[str, str]:
+    lines = lab0.virsh("dominfo", name).stdout.splitlines()
+    return {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines)}
+
+
+def listing(lab0: LabClient) -> dict[str, dict[str, object]]:
+    return {row["name"]: row for row in json.loads(lab0.virtnet("list", "--all", "--json").stdout)}
+
+
+def test_virsh_starts_and_stops_a_virtnet_domain(lab0: LabClient) -> None:
+    lab0.add_port("interop")
+    lab0.virtnet("define", str(lab0.spec("interop", ips=("10.77.2.1/24",), vcpus=2)))
+    lab0.virsh("start", "interop")
+    lab0.wait_console("interop", "VIRTNET-BOOTED")
+
+    row = listing(lab0)["interop"]
+    info = dominfo(lab0, "interop")
+    assert row["state"] == info["State"] == "running"
+    assert str(row["id"]) == info["Id"] == lab0.virsh("domid", "interop").stdout.strip()
+    assert row["uuid"] == info["UUID"]
+    assert str(row["vcpus"]) == info["CPU(s)"] == "2"
+    assert f"{row['memory_kib']} KiB" == info["Max memory"]
+    assert row["managed"] is True
+
+    shown = json.loads(lab0.virtnet("show", "interop", "--json").stdout)
+    assert shown["domain"]["uuid"] == info["UUID"]
+    assert shown["spec"]["name"] == "interop"  # recovered from libvirt's <metadata> alone
+    running = {line.split()[1] for line in lab0.virsh("list").stdout.splitlines()}
+    assert "interop" in running and "interop" in lab0.virtnet("list").stdout
+
+    lab0.virsh("destroy", "interop")
+    assert listing(lab0)["interop"]["state"] == dominfo(lab0, "interop")["State"] == "shut off"
+    assert "interop" not in lab0.virtnet("list").stdout
+
+
+def test_a_virsh_domain_is_listed_as_unmanaged_and_left_alone(lab0: LabClient) -> None:
+    xml = lab0.workdir / "foreign.xml"
+    xml.write_text(FOREIGN_XML)
+    lab0.virsh("define", str(xml))
+    row = listing(lab0)["made-by-virsh"]
+    assert row["managed"] is False and row["state"] == "shut off"
+    assert "unmanaged" in lab0.virtnet("list", "--all").stdout
+    assert "not defined by virtnet" in lab0.virtnet("show", "made-by-virsh").stdout
+
+    uuid = lab0.virsh("domuuid", "made-by-virsh").stdout.strip()
+    clash = lab0.spec("made-by-virsh")
+    refused = lab0.virtnet("define", str(clash), check=False)
+    assert refused.returncode == 2
+    assert "virtnet did not define it" in refused.stderr and refused.stderr.count("\n") == 1
+    assert lab0.virsh("domuuid", "made-by-virsh").stdout.strip() == uuid
+    assert "<metadata" not in lab0.virsh("dumpxml", "made-by-virsh").stdout

@@ -1,0 +1,5 @@
+"""python -m virtnet"""
+
+from virtnet.cli import run
+
+run()
