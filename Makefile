@@ -13,10 +13,11 @@ APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	libxml2-utils busybox-static iperf3 cpio
 BENCH_APT_PACKAGES := virtinst
 
-.PHONY: help deps venv test test-unit demo golden lint bench clean
+.PHONY: help deps venv test demo demo-testdriver golden lint bench clean
 
 help:
-	@echo "make demo    - render and define the walkthrough's VMs, then show them"
+	@echo "make demo    - the walkthrough on a throwaway lab: OVS-DPDK, two VMs with vhost-user NICs, ping"
+	@echo "make demo-testdriver - define the walkthrough's VMs on libvirt's test driver (no daemons)"
 	@echo "make test    - install dependencies and run the test suite"
 	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
 	@echo "make lint    - ruff and mypy"
@@ -27,6 +28,7 @@ deps: .stamp-apt venv
 # Installs only what is missing, so a machine that has everything pays nothing.
 .stamp-apt: Makefile
 	@missing=(); for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
+	if ! ls /var/lib/apt/lists/ | grep -q _Packages; then apt-get update -q; fi; \
 	if [ $${#missing[@]} -gt 0 ]; then \
 		echo ">>> apt-get install $${missing[*]}"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$${missing[@]}"; \
@@ -50,6 +52,9 @@ lint: deps
 	$(VENV)/bin/mypy
 
 demo: deps
+	VIRTNET=$(VENV)/bin/virtnet bash cli/walkthrough.sh
+
+demo-testdriver: deps
 	$(PY) cli/demo_testdriver.py
 
 golden: deps
