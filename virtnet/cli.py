@@ -20,6 +20,7 @@ from virtnet.spec.checks import find_warnings
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
+    from virtnet.lab.lab import Lab, LabState
     from virtnet.virt.host import Host
 
 # Commands that talk to libvirt import it (and rich) when they run: `virtnet xml` needs neither,
@@ -315,13 +316,13 @@ def lab_status(
     state = lab.load()
     if state is None:
         if as_json:
-            typer.echo("[]")
+            typer.echo(json.dumps({"hosts": [], "guests": None}))
             return
         raise InputError(f"no lab in {lab_dir}; start one with `virtnet lab up`")
     _print_lab(lab, state, as_json=as_json)
 
 
-def _print_lab(lab: Any, state: Any, *, as_json: bool = False) -> None:
+def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
     rows = [
         {
             "name": h.host.name,
@@ -333,14 +334,16 @@ def _print_lab(lab: Any, state: Any, *, as_json: bool = False) -> None:
         }
         for h in lab.health(state)
     ]
+    guests = {"virt_type": state.virt_type, "reason": state.virt_type_reason, "kernel": str(lab.guest_dir)}
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps({"hosts": rows, "guests": guests}, indent=2))
         return
     for row in rows:
         typer.echo(
             f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
             f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
         )
+    typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 
 def run() -> None:

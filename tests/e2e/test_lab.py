@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,3 +70,36 @@ def test_lab_records_the_probes_verdict(lab: Lab) -> None:
     verdict = kvm_probe.cached_verdict()
     assert verdict is not None
     assert state.virt_type == ("kvm" if verdict.usable else "qemu")
+
+
+def test_status_reports_each_host_as_the_real_clients_see_it(lab: Lab) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "virtnet", "lab", "status", "--dir", str(lab.base), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status = json.loads(done.stdout)
+    (host,) = status["hosts"]
+    assert host["libvirtd"] == "up" and host["ovs"] == "up"
+    # The host is a host of its own: its hostname, and a DPDK switch answering on its socket.
+    hostname = subprocess.run(
+        ["virsh", "-c", host["uri"], "hostname"], capture_output=True, text=True, check=True
+    )
+    assert hostname.stdout.strip() == host["name"] == "vnte2e0"
+    dpdk = subprocess.run(
+        [
+            "ovs-vsctl",
+            f"--db={host['ovsdb']}",
+            "--timeout=10",
+            "get",
+            "Open_vSwitch",
+            ".",
+            "dpdk_initialized",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert dpdk.stdout.strip() == "true"
+    assert status["guests"]["virt_type"] == lab.load().virt_type  # type: ignore[union-attr]
