@@ -31,7 +31,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from virtnet.cache import cache_dir as virtnet_cache_dir
 from virtnet.errors import LabError
+from virtnet.lab.process import run
 
 # Bump whenever the layout of the image changes in a way the other inputs do not capture.
 BUILDER_VERSION = "1"
@@ -99,7 +101,7 @@ def build_guest_image(cache_dir: Path | None = None) -> GuestImage:
     file, and a build becomes visible only by renaming its finished directory into place, so a
     crashed or concurrent build never leaves or exposes a half image.
     """
-    guest_root = (default_cache_dir() if cache_dir is None else cache_dir) / "guest"
+    guest_root = (virtnet_cache_dir() if cache_dir is None else cache_dir) / "guest"
     guest_root.mkdir(parents=True, exist_ok=True)
     inputs = resolve_inputs(guest_root)
     key = image_key(inputs)
@@ -149,12 +151,6 @@ def guest_cmdline(
     if len(cmdline.encode()) > MAX_CMDLINE:
         raise ValueError(f"kernel command line is {len(cmdline.encode())} bytes; x86 allows {MAX_CMDLINE}")
     return cmdline
-
-
-def default_cache_dir() -> Path:
-    """$VIRTNET_CACHE_DIR, else ~/.cache/virtnet: one cache shared by tests, lab and demo."""
-    env = os.environ.get("VIRTNET_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "virtnet"
 
 
 def resolve_inputs(guest_root: Path) -> BuildInputs:
@@ -274,16 +270,9 @@ def _check_extra(extra: object) -> list[str]:
 def _run(cmd: list[str], *, hint: str, timeout: float = 60.0, cwd: Path | None = None) -> str:
     """Run an argument list (no shell) and return stdout; GuestImageError naming `hint` on failure."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
-    except FileNotFoundError:
-        raise GuestImageError(f"{cmd[0]} is not installed; {hint}") from None
-    except subprocess.TimeoutExpired:
-        raise GuestImageError(f"{' '.join(cmd)} did not finish within {timeout:g} s; {hint}") from None
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        last = lines[-1] if lines else f"exit status {done.returncode}"
-        raise GuestImageError(f"{' '.join(cmd)} failed: {last}; {hint}")
-    return done.stdout
+        return run(cmd, timeout=timeout, cwd=cwd)
+    except LabError as err:
+        raise GuestImageError(f"{err}; {hint}") from None
 
 
 def _installed_version(package: str, path: Path) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 from virtnet.errors import LabError
 
 
-def run(cmd: list[str], *, timeout: float = 60.0, input: str | None = None) -> str:
+def run(cmd: list[str], *, timeout: float = 60.0, cwd: Path | None = None) -> str:
     """Run a command (argument list, no shell) and return its stdout; LabError on failure."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
     except FileNotFoundError:
         raise LabError(f"{cmd[0]} is not installed; run `make deps`") from None
     except subprocess.TimeoutExpired:

@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from virtnet.cache import cache_dir
+
 PROBE_TIMEOUT_S = 30.0
 # A working KVM guest's kernel prints "Linux version" within a second. Here, only its decompressor
 # ever speaks; the kernel proper stays silent. Silence this long is a hang.
@@ -32,10 +34,6 @@ class KvmVerdict:
     usable: bool
     reason: str
     key: str
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VIRTNET_CACHE_DIR") or Path.home() / ".cache" / "virtnet")
 
 
 def verdict_key() -> str:
