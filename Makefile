@@ -13,11 +13,10 @@ APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	libxml2-utils busybox-static iperf3 cpio
 BENCH_APT_PACKAGES := virtinst
 
-.PHONY: help deps venv test demo demo-testdriver golden lint bench clean
+.PHONY: help deps venv test demo golden lint bench clean
 
 help:
 	@echo "make demo    - the walkthrough on a throwaway lab: OVS-DPDK, two VMs with vhost-user NICs, ping"
-	@echo "make demo-testdriver - define the walkthrough's VMs on libvirt's test driver (no daemons)"
 	@echo "make test    - install dependencies and run the test suite"
 	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
 	@echo "make lint    - ruff and mypy"
@@ -53,9 +52,6 @@ lint: deps
 
 demo: deps
 	VIRTNET=$(VENV)/bin/virtnet bash cli/walkthrough.sh
-
-demo-testdriver: deps
-	$(PY) cli/demo_testdriver.py
 
 golden: deps
 	$(PY) -m pytest tests/test_golden.py --update-golden -q

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libvirt
 import pytest
-from support import TEST_URI
+from support import TEST_URI, OvsdbServer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,3 +41,12 @@ def testdriver(_testdriver_keeper: libvirt.virConnect) -> Iterator[libvirt.virCo
             pool.destroy()
     for vol in conn.storagePoolLookupByName("default-pool").listAllVolumes(0):
         vol.delete(0)
+
+
+@pytest.fixture
+def ovsdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvsdbServer]:
+    """A fresh ovsdb-server with an initialised Open_vSwitch database; killed afterwards."""
+    server = OvsdbServer(tmp_path_factory.mktemp("ovsdb"))
+    server.start()
+    yield server
+    server.stop()

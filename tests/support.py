@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import libvirt
@@ -19,3 +23,64 @@ def add_volume(conn: libvirt.virConnect, pool_name: str, name: str, fmt: str = "
         f"<target><format type='{fmt}'/></target></volume>"
     )
     return str(pool.createXML(xml, 0).path())
+
+
+class OvsdbServer:
+    """A throwaway ovsdb-server on a unix socket (no ovs-vswitchd): the real database, nothing else."""
+
+    SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.db = workdir / "conf.db"
+        self.sock = workdir / "db.sock"
+        self.remote = f"unix:{self.sock}"
+        self.pid: int | None = None
+
+    def start(self, *, create: bool = True) -> None:
+        if create:
+            self.db.unlink(missing_ok=True)
+            subprocess.run(["ovsdb-tool", "create", str(self.db), self.SCHEMA], check=True)
+        pidfile = self.workdir / "ovsdb-server.pid"
+        pidfile.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                "ovsdb-server",
+                str(self.db),
+                f"--remote=punix:{self.sock}",
+                f"--unixctl={self.workdir / 'ovsdb-server.ctl'}",
+                f"--pidfile={pidfile}",
+                f"--log-file={self.workdir / 'ovsdb-server.log'}",
+                "--detach",
+            ],
+            check=True,
+        )
+        self.pid = int(pidfile.read_text())
+        if create:
+            self.vsctl("init")
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(self.pid):
+                time.sleep(0.02)
+            self.pid = None
+
+    def vsctl(self, *args: str) -> str:
+        """ovs-vsctl, the independent client that checks what virtnet did."""
+        done = subprocess.run(
+            ["ovs-vsctl", f"--db={self.remote}", "--no-wait", "--timeout=10", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

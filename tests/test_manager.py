@@ -21,7 +21,7 @@ def vm(**changes: Any) -> dict[str, Any]:
         "cpu": {"count": 2},
         "memory": {"size": "1GiB", "access": "shared", "hugepages": {"page_size": "2MiB"}},
         "disks": [{"path": "/default-pool/vm1.qcow2", "size": "1GiB"}],
-        "nics": [{"type": "vhostuser", "socket": "/run/vhost/vm1", "queues": 2}],
+        "nics": [{"type": "vhostuser", "socket": "/run/vhost/vm1", "queues": 2, "ovs": False}],
     }
     spec.update(changes)
     return spec

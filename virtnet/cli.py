@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -39,6 +40,11 @@ lab_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(lab_app, name="lab")
+switch_app = typer.Typer(
+    help="Open vSwitch with DPDK, through OVSDB: set-up, state, and ports whose VM is gone.",
+    no_args_is_help=True,
+)
+app.add_typer(switch_app, name="switch")
 
 SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
 DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
@@ -85,12 +91,28 @@ def main(
             "-c", "--connect", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)"
         ),
     ] = None,
+    ovsdb: Annotated[
+        str | None,
+        typer.Option(
+            "--ovsdb",
+            help="OVSDB remote for vhost-user ports (default: $VIRTNET_OVSDB, else "
+            "unix:/var/run/openvswitch/db.sock)",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
     ] = False,
 ) -> None:
-    ctx.obj = connect
+    ctx.obj = Targets(connect, ovsdb)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where the global options point: the libvirt host and the OVS database."""
+
+    uri: str | None
+    ovsdb: str | None
 
 
 def load_spec_file(path: Path) -> VMSpec:
@@ -105,7 +127,7 @@ def load_spec_file(path: Path) -> VMSpec:
 def _host(ctx: typer.Context) -> Iterator[Host]:
     from virtnet.virt.host import Host
 
-    with Host.open(ctx.obj) as host:
+    with Host.open(ctx.obj.uri) as host:
         yield host
 
 
@@ -137,15 +159,19 @@ def xml(
 def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = None) -> None:
     """Define (or update) a domain from a spec."""
     from virtnet import manager
+    from virtnet.ovs.vmports import planned_ports
 
     spec = load_spec_file(spec_path)
     with _host(ctx) as host:
-        result = manager.define(host, spec, virt_type=virt_type)
+        result = manager.define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
         verb = "Updated" if result.redefined else "Defined"
         typer.echo(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}")
     typer.echo(f"  type {result.virt_type}: {result.virt_type_reason}")
     for path in result.created_disks:
         typer.echo(f"  created disk {path}")
+    for port in planned_ports(spec, result.guest.uuid):
+        state = "changed" if result.ports_changed else "unchanged"
+        typer.echo(f"  OVS port {port.name} on {port.bridge} -> {port.socket} ({state})")
     if result.forward_style == "qemu-args":
         typer.echo(
             "  port forwards: QEMU hostfwd via <qemu:commandline> (this libvirt refuses the passt backend)"
@@ -160,7 +186,7 @@ def start(ctx: typer.Context, name: DomainName) -> None:
     from virtnet import manager
 
     with _host(ctx) as host:
-        manager.start(host, name)
+        manager.start(host, name, ovsdb=ctx.obj.ovsdb)
     typer.echo(f"Domain '{name}' started")
 
 
@@ -183,12 +209,14 @@ def stop(
 
 @command()
 def undefine(ctx: typer.Context, name: DomainName) -> None:
-    """Remove a stopped domain's definition (its disk images stay)."""
+    """Remove a stopped domain's definition and its OVS ports (its disk images stay)."""
     from virtnet import manager
 
     with _host(ctx) as host:
-        manager.undefine(host, name)
+        ports = manager.undefine(host, name, ovsdb=ctx.obj.ovsdb)
     typer.echo(f"Domain '{name}' undefined")
+    for port in ports:
+        typer.echo(f"  removed OVS port {port}")
 
 
 @command(name="list")
@@ -267,6 +295,101 @@ def show(
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         typer.echo(f"{label + ':':<{width}} {value}")
+
+
+def _cpuset_option(option: str, text: str | None) -> frozenset[int] | None:
+    from virtnet.units import parse_cpuset
+
+    if text is None:
+        return None
+    try:
+        return parse_cpuset(text)
+    except ValueError as err:
+        raise InputError(f"{option}: {err}") from None
+
+
+@command("setup", group=switch_app)
+def switch_setup(
+    ctx: typer.Context,
+    bridge: Annotated[str, typer.Option(help="the netdev bridge VMs attach to")] = "br0",
+    pmd_cpus: Annotated[str | None, typer.Option(help="host CPUs for PMD threads, e.g. 1-2")] = None,
+    lcore: Annotated[str | None, typer.Option(help="host CPUs for DPDK's lcore, e.g. 0")] = None,
+    socket_mem: Annotated[
+        int | None, typer.Option(help="MiB of hugepages DPDK takes (and may not exceed)")
+    ] = None,
+    extra: Annotated[str | None, typer.Option(help="dpdk-extra EAL arguments, e.g. '--no-pci'")] = None,
+) -> None:
+    """DPDK and the netdev bridge in one OVSDB transaction; idempotent; waits for DPDK to be up."""
+    from virtnet.ovs import switch
+    from virtnet.ovs.connection import Ovsdb, default_remote
+
+    settings = switch.SwitchSettings(
+        bridge=bridge,
+        pmd_cpus=_cpuset_option("--pmd-cpus", pmd_cpus),
+        lcore_cpus=_cpuset_option("--lcore", lcore),
+        socket_mem_mib=socket_mem,
+        extra=extra,
+    )
+    with Ovsdb(ctx.obj.ovsdb or default_remote()) as db:
+        report = switch.setup(db, settings)
+    for change in report.changed:
+        typer.echo(f"set {change}")
+    if not report.changed:
+        typer.echo("switch already set up: nothing changed")
+    for key in report.needs_restart:
+        typer.echo(f"virtnet: warning: {key} applies when ovs-vswitchd restarts", err=True)
+    assert report.state is not None
+    typer.echo(
+        f"DPDK {report.state.version} initialised; bridge {bridge} (netdev) ready for vhost-user ports"
+    )
+
+
+@command("show", group=switch_app)
+def switch_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """DPDK state, CPU masks, bridges, and each port with its VM, link state and queues."""
+    from virtnet.ovs import switch
+    from virtnet.ovs.connection import Ovsdb, default_remote
+
+    with Ovsdb(ctx.obj.ovsdb or default_remote()) as db:
+        info = switch.describe(db)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"OVS {info['ovs_version']} at {info['remote']}")
+    dpdk = f"DPDK {info['dpdk_version']}, initialised" if info["dpdk_initialized"] else "DPDK not initialised"
+    typer.echo(
+        f"{dpdk}; PMD cores {info['pmd_cpus'] or 'OVS default'}, lcore {info['lcore_cpus'] or 'default'}, "
+        f"socket-mem {info['socket_mem'] or 'default'} MiB"
+    )
+    for bridge in info["bridges"]:
+        typer.echo(f"bridge {bridge['name']} ({bridge['datapath_type']})")
+        for port in bridge["ports"]:
+            vm = f" vm {port['vm']}" if port["vm"] else ""
+            queues = f" n_rxq {port['n_rxq']} vrings {port['vrings'] or '-'}" if port["socket"] else ""
+            typer.echo(
+                f"  {port['name']:<20} {port['type']:<20} link {port['link_state'] or '-':<5} "
+                f"ofport {port['ofport'] if port['ofport'] is not None else '-'}{vm}{queues}"
+            )
+
+
+@command("gc", group=switch_app)
+def switch_gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not remove")] = False,
+) -> None:
+    """Remove vhost-user ports whose VM (external_ids:vm-uuid) no longer exists on the libvirt host."""
+    from virtnet import manager
+
+    with _host(ctx) as host:
+        stale = manager.gc_ports(host, ovsdb=ctx.obj.ovsdb, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for port in stale:
+        typer.echo(f"{verb} {port.name} on {port.bridge} (VM {port.vm_name or '?'} {port.vm_uuid} is gone)")
+    if not stale:
+        typer.echo("no orphaned ports")
 
 
 LabDir = Annotated[

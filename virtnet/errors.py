@@ -84,3 +84,19 @@ class StorageError(HypervisorError):
 
 class LabError(VirtnetError):
     """The lab could not be brought up, torn down or inspected."""
+
+
+class OvsdbError(VirtnetError):
+    """Open vSwitch's database refused or failed an operation."""
+
+
+class OvsdbUnreachable(OvsdbError):
+    """No ovsdb-server answers at the remote."""
+
+
+class OvsdbTransactionFailed(OvsdbError):
+    """A transaction was rejected; nothing of it was applied."""
+
+
+class SwitchNotReady(InputError):
+    """The switch cannot carry the VM as configured (DPDK off, wrong datapath, CPU overlap...)."""

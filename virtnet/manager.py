@@ -1,18 +1,23 @@
 """Orchestration: each user action as one function, with nothing left half-done on failure.
 
-define = check the spec against the host -> render -> validate -> disks -> define, undoing the disks
-it created when libvirt refuses the domain.
+define = resolve -> render -> validate -> switch checks, socket directories, OVS ports -> disks
+-> define; when libvirt refuses the domain, the disks and ports it made are taken back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from virtnet import network
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
 from virtnet.errors import DomainConfigRejected, DomainExists, InvalidDomainState, StorageError
 from virtnet.inventory import DomainView, spec_of, view
+from virtnet.ovs import vmports
+from virtnet.ovs.connection import Ovsdb, default_remote
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
@@ -30,35 +35,53 @@ class DefineResult:
     forward_style: ForwardStyle | None  # how port forwards were expressed, None without forwards
     redefined: bool
     created_disks: list[str] = field(default_factory=list)
+    ports_changed: bool = False
 
 
-def define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefineResult:
+def define(
+    host: Host, spec: VMSpec, *, virt_type: str | None = None, ovsdb: str | None = None
+) -> DefineResult:
     """Define `spec` on `host`, or update the domain virtnet defined from it before."""
-    uuid = _uuid_to_keep(host, spec)
+    existing_uuid = _uuid_to_keep(host, spec)
+    uuid = existing_uuid or (str(spec.uuid) if spec.uuid else network.new_uuid())
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
     choices = HostChoices(virt_type=virt.virt_type, forward_style="passt", uuid=uuid)
-    # Render and validate both forms before touching anything: a bug shows before a disk is made.
+    # Render and validate both forms before touching anything: a bug shows before a port is made.
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
-    created = _ensure_disks(host, spec)
-    try:
-        guest, style = _define_first_accepted(host, domains)
-    except BaseException:
-        _delete(created)
-        raise
+    with _switch(spec, ovsdb) as db:
+        net = network.prepare(host, spec, uuid, db)
+        try:
+            created = _ensure_disks(host, spec)
+            try:
+                guest, style = _define_first_accepted(host, domains)
+            except BaseException:
+                _delete(created)
+                raise
+        except BaseException:
+            network.undo(net, db)
+            raise
     return DefineResult(
         guest=guest,
         virt_type=choices.virt_type,
         virt_type_reason=virt.reason,
         forward_style=style if spec.has_port_forwards else None,
-        redefined=uuid is not None,
+        redefined=existing_uuid is not None,
         created_disks=[volume.path for volume in created],
+        ports_changed=bool(net.ports and net.ports.changed),
     )
 
 
-def start(host: Host, name: str) -> Guest:
+def start(host: Host, name: str, *, ovsdb: str | None = None) -> Guest:
+    """Start a domain; for a virtnet VM, check the switch and restore its ports first."""
     guest = host.lookup(name)
+    if guest.is_active:
+        raise InvalidDomainState(f"domain {name!r} is already running", uri=host.uri)
+    spec = spec_of(guest)
+    if spec is not None:
+        with _switch(spec, ovsdb) as db:
+            network.prepare(host, spec, guest.uuid, db)
     guest.start()
     return guest
 
@@ -77,13 +100,38 @@ def stop(host: Host, name: str, *, force: bool = False, timeout_s: float = 60.0)
     return guest
 
 
-def undefine(host: Host, name: str) -> None:
+def undefine(host: Host, name: str, *, ovsdb: str | None = None) -> list[str]:
+    """Remove a stopped domain and its OVS ports; return the ports removed."""
     guest = host.lookup(name)
     if guest.is_active:
         raise InvalidDomainState(
             f"domain {name!r} is running; stop it first (virtnet stop {name})", uri=host.uri
         )
-    guest.undefine()
+    spec = spec_of(guest)
+    uuid = guest.uuid
+    with _switch(spec, ovsdb) as db:  # connect first: an unreachable switch stops us before anything
+        guest.undefine()
+        return vmports.remove(db, uuid) if db is not None else []
+
+
+def gc_ports(host: Host, *, ovsdb: str | None = None, dry_run: bool = False) -> list[vmports.VmPort]:
+    """Ports whose vm-uuid matches no domain on the host; removed unless dry_run."""
+    live = {guest.uuid for guest in host.guests()}
+    with Ovsdb(ovsdb or default_remote()) as db:
+        stale = vmports.orphans(db, live)
+        if not dry_run:
+            vmports.delete(db, [port.name for port in stale])
+    return stale
+
+
+@contextlib.contextmanager
+def _switch(spec: VMSpec | None, ovsdb: str | None) -> Iterator[Ovsdb | None]:
+    """A connection to OVS when the VM has ports there, else None."""
+    if spec is None or not spec.ovs_nics:
+        yield None
+        return
+    with Ovsdb(ovsdb or default_remote()) as db:
+        yield db
 
 
 def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainView]:

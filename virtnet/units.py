@@ -87,3 +87,14 @@ def format_cpuset(cpus: frozenset[int] | set[int]) -> str:
         else:
             runs.append([cpu, cpu])
     return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
+
+
+def cpuset_to_mask(cpus: frozenset[int] | set[int]) -> str:
+    """{1, 2} -> '0x6', the hex CPU mask OVS and DPDK take."""
+    return hex(sum(1 << cpu for cpu in cpus))
+
+
+def mask_to_cpuset(mask: str) -> frozenset[int]:
+    """'0x6' (or '6') -> {1, 2}. Raises ValueError for text that is not a hex mask."""
+    value = int(mask, 16)
+    return frozenset(bit for bit in range(value.bit_length()) if value >> bit & 1)

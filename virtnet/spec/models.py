@@ -107,6 +107,9 @@ class VhostUserNic(_Model):
     mtu: int | None = Field(default=None, ge=68, le=65535)
     bridge: Name = "br0"
     port: Name | None = None  # OVS port name; default derived from the VM name and NIC index
+    # virtnet creates and removes the NIC's dpdkvhostuserclient port on OVS. False for another
+    # vhost-user backend (VPP, SPDK, testpmd...) that the user runs.
+    ovs: bool = True
 
 
 Nic = Annotated[UserNic | VhostUserNic, Field(discriminator="type")]
@@ -155,6 +158,11 @@ class VMSpec(_Model):
     @property
     def vhost_user_nics(self) -> list[VhostUserNic]:
         return [nic for nic in self.nics if isinstance(nic, VhostUserNic)]
+
+    @property
+    def ovs_nics(self) -> list[VhostUserNic]:
+        """The vhost-user NICs whose OVS ports virtnet manages."""
+        return [nic for nic in self.vhost_user_nics if nic.ovs]
 
     @property
     def has_port_forwards(self) -> bool:

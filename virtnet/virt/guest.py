@@ -66,8 +66,6 @@ class Guest:
             return str(self._dom.XMLDesc(flags))
 
     def start(self) -> None:
-        if self.is_active:
-            raise InvalidDomainState(f"domain {self.name!r} is already running", uri=self.uri)
         with libvirt_errors(self.uri):
             self._dom.create()
 

@@ -9,8 +9,10 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import libvirt
+from lxml import etree
 
 from virtnet.errors import ConnectionFailed, DomainNotFound
+from virtnet.socketdir import QemuOwner
 from virtnet.virt.errors import libvirt_errors, translate
 from virtnet.virt.guest import Guest
 
@@ -99,6 +101,21 @@ class Host:
         with libvirt_errors(self.uri):
             dom = self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         return Guest(dom, self.uri)
+
+    def qemu_owner(self, virt_type: str) -> QemuOwner | None:
+        """The uid:gid libvirt runs QEMU as (the DAC base label), or None when it does not say."""
+        caps = etree.fromstring(self.capabilities_xml().encode())
+        for model in caps.iterfind("host/secmodel"):
+            if model.findtext("model") != "dac":
+                continue
+            label = model.find(f"baselabel[@type='{virt_type}']")
+            if label is not None:
+                uid, _, gid = (label.text or "").partition(":")
+                try:
+                    return QemuOwner(int(uid.lstrip("+")), int(gid.lstrip("+")))
+                except ValueError:
+                    return None
+        return None
 
     def capabilities_xml(self) -> str:
         with libvirt_errors(self.uri):

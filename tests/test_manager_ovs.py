@@ -1,0 +1,158 @@
+"""VMs and their OVS ports together: libvirt's test driver plus a real ovsdb-server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import libvirt
+import pytest
+from support import TEST_URI, OvsdbServer
+from typer.testing import CliRunner
+
+from virtnet import manager
+from virtnet.cli import app
+from virtnet.errors import DomainExists, OvsdbError, SwitchNotReady
+from virtnet.spec import spec_from_dict
+from virtnet.virt.host import Host
+
+
+def vm(**changes: Any) -> Any:
+    spec: dict[str, Any] = {
+        "name": "vm1",
+        "cpu": {"count": 2},
+        "memory": {"size": "1GiB", "access": "shared", "hugepages": {"page_size": "2MiB"}},
+        "nics": [{"type": "vhostuser", "socket": "/run/vhost/vm1.sock", "queues": 2, "port": "vm1-p0"}],
+    }
+    spec.update(changes)
+    return spec_from_dict(spec)
+
+
+@pytest.fixture
+def switch(ovsdb_server: OvsdbServer) -> OvsdbServer:
+    """The database as a running ovs-vswitchd-dpdk with bridge br0 leaves it."""
+    ovsdb_server.vsctl("add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev")
+    ovsdb_server.vsctl(
+        "set",
+        "Open_vSwitch",
+        ".",
+        "dpdk_initialized=true",
+        "iface_types=[dpdkvhostuserclient,dpdkvhostuser,internal,system]",
+    )
+    return ovsdb_server
+
+
+@pytest.fixture
+def host(testdriver: libvirt.virConnect) -> Host:
+    with Host.open(TEST_URI) as opened:
+        yield opened
+
+
+def ports(server: OvsdbServer) -> list[str]:
+    return server.vsctl("list-ports", "br0").split()
+
+
+def test_define_creates_the_port_with_the_domains_uuid(
+    host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect
+) -> None:
+    result = manager.define(host, vm(), ovsdb=switch.remote)
+    uuid = testdriver.lookupByName("vm1").UUIDString()
+    assert ports(switch) == ["vm1-p0"]
+    assert switch.vsctl("get", "Interface", "vm1-p0", "external_ids:vm-uuid") == f'"{uuid}"'
+    assert result.ports_changed
+    again = manager.define(host, vm(), ovsdb=switch.remote)
+    assert again.redefined and not again.ports_changed  # same spec: nothing changes
+
+
+def test_undefine_removes_the_ports(host: Host, switch: OvsdbServer) -> None:
+    manager.define(host, vm(), ovsdb=switch.remote)
+    assert manager.undefine(host, "vm1", ovsdb=switch.remote) == ["vm1-p0"]
+    assert ports(switch) == []
+    assert host.find("vm1") is None
+
+
+def test_a_refused_define_takes_its_ports_back(
+    host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect
+) -> None:
+    clash = testdriver.lookupByName("test").UUIDString()
+    with pytest.raises(DomainExists):
+        manager.define(host, vm(uuid=clash), ovsdb=switch.remote)
+    assert ports(switch) == []
+    assert host.find("vm1") is None
+
+
+def test_a_failed_port_transaction_defines_nothing(host: Host, switch: OvsdbServer) -> None:
+    switch.vsctl("add-br", "br1", "--", "add-port", "br1", "vm1-p0")
+    with pytest.raises(OvsdbError, match="already exists on bridge 'br1'"):
+        manager.define(host, vm(), ovsdb=switch.remote)
+    assert host.find("vm1") is None
+
+
+def test_a_switch_that_cannot_carry_the_vm_defines_nothing(host: Host, switch: OvsdbServer) -> None:
+    switch.vsctl("set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x2")
+    with pytest.raises(SwitchNotReady, match="PMD core"):
+        manager.define(host, vm(cpu={"count": 2, "pinning": {"vcpus": {"0": "1"}}}), ovsdb=switch.remote)
+    switch.vsctl("set", "Open_vSwitch", ".", "dpdk_initialized=false")
+    with pytest.raises(SwitchNotReady, match="DPDK is not initialised"):
+        manager.define(host, vm(), ovsdb=switch.remote)
+    assert host.find("vm1") is None and ports(switch) == []
+
+
+def test_start_puts_back_a_port_someone_deleted(host: Host, switch: OvsdbServer) -> None:
+    manager.define(host, vm(), ovsdb=switch.remote)
+    switch.vsctl("del-port", "br0", "vm1-p0")
+    manager.start(host, "vm1", ovsdb=switch.remote)
+    assert ports(switch) == ["vm1-p0"]
+
+
+def test_start_refuses_when_dpdk_went_away(host: Host, switch: OvsdbServer) -> None:
+    manager.define(host, vm(), ovsdb=switch.remote)
+    switch.vsctl("set", "Open_vSwitch", ".", "dpdk_initialized=false")
+    with pytest.raises(SwitchNotReady):
+        manager.start(host, "vm1", ovsdb=switch.remote)
+    assert not host.lookup("vm1").is_active
+
+
+def test_nics_for_another_backend_need_no_switch(host: Host) -> None:
+    spec = vm(nics=[{"type": "vhostuser", "socket": "/run/vhost/vpp.sock", "ovs": False}])
+    manager.define(host, spec, ovsdb="unix:/nonexistent/db.sock")
+    assert host.find("vm1") is not None
+
+
+def test_switch_cli_show_and_gc(host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect) -> None:
+    runner = CliRunner()
+    base = ["-c", TEST_URI, "--ovsdb", switch.remote]
+    manager.define(host, vm(), ovsdb=switch.remote)
+    manager.define(
+        host,
+        vm(name="vm2", nics=[{"type": "vhostuser", "socket": "/run/vhost/vm2.sock"}]),
+        ovsdb=switch.remote,
+    )
+    shown = json.loads(runner.invoke(app, [*base, "switch", "show", "--json"]).stdout)
+    by_name = {p["name"]: p for p in shown["bridges"][0]["ports"]}
+    assert by_name["vm1-p0"]["vm"] == "vm1" and by_name["vm2-vhu0"]["vm"] == "vm2"
+    text = runner.invoke(app, [*base, "switch", "show"]).stdout
+    assert "vm1-p0" in text and "vm vm1" in text and "DPDK" in text
+
+    testdriver.lookupByName("vm2").undefine()  # gone behind virtnet's back: its port is orphaned
+    dry = runner.invoke(app, [*base, "switch", "gc", "--dry-run"])
+    assert dry.exit_code == 0 and "would remove vm2-vhu0" in dry.stdout
+    assert sorted(ports(switch)) == ["vm1-p0", "vm2-vhu0"]
+    done = runner.invoke(app, [*base, "switch", "gc"])
+    assert "removed vm2-vhu0" in done.stdout
+    assert ports(switch) == ["vm1-p0"]
+    assert "no orphaned ports" in runner.invoke(app, [*base, "switch", "gc"]).stdout
+
+
+def test_unreachable_ovsdb_is_one_line_exit_1(tmp_path: Any, testdriver: libvirt.virConnect) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text(
+        'name = "vm1"\n[cpu]\ncount = 1\n[memory]\nsize = "1GiB"\naccess = "shared"\n'
+        '[[nics]]\ntype = "vhostuser"\nsocket = "/run/vhost/a.sock"\n'
+    )
+    result = CliRunner().invoke(
+        app, ["-c", TEST_URI, "--ovsdb", "unix:/nonexistent/db.sock", "define", str(spec)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "--ovsdb" in result.stderr
+    assert "vm1" not in [d.name() for d in testdriver.listAllDomains(0)]
