@@ -19,12 +19,15 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 vsctl() { ovs-vsctl --db="$DB" --timeout=20 "$@"; }
 console_of() { echo "$HOST_DIR/$1.console.log"; }
 
+virtnet() { "$VIRTNET" -c "$URI" --ovsdb "$DB" "$@"; }
+
 teardown() {
-    step "Tear down: stop and undefine the VMs, bring the lab down (its switch and ports go with it)"
+    step "Tear down: stop and undefine the VMs (their OVS ports go with them), bring the lab down"
     for vm in "${VMS[@]}"; do
-        "$VIRTNET" -c "$URI" stop "$vm" --force >/dev/null 2>&1 || true
-        "$VIRTNET" -c "$URI" undefine "$vm" >/dev/null 2>&1 || true
+        virtnet stop "$vm" --force >/dev/null 2>&1 || true
+        virtnet undefine "$vm" 2>&1 || true
     done
+    printf 'ports left on br0: [%s]\n' "$(vsctl list-ports br0 2>/dev/null | tr '\n' ' ')"
     "$VIRTNET" lab down
 }
 
@@ -32,24 +35,21 @@ step "Lab: libvirtd on $URI and OVS with DPDK, in private namespaces (lab only)"
 show "$VIRTNET" lab up --hosts 1
 trap teardown EXIT
 
-step "OVS-DPDK is initialised, with the netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
-printf 'dpdk_initialized=%s  %s\n' "$(vsctl get Open_vSwitch . dpdk_initialized)" "$(vsctl get Open_vSwitch . dpdk_version)"
-show ovs-vsctl --db="$DB" show
-
-step "One dpdkvhostuserclient port per VM (walkthrough: ovs-vsctl add-port br0 vhost-user-N ...)"
-for i in 0 1; do
-    show ovs-vsctl --db="$DB" --timeout=20 add-port br0 "vhost-user-$i" -- set Interface "vhost-user-$i" \
-        type=dpdkvhostuserclient "options:vhost-server-path=$HOST_DIR/vhost/vm$((i + 1)).sock"
-done
+step "Switch set-up through OVSDB: DPDK on, netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
+show virtnet switch setup --bridge br0
+printf '(ovs-vsctl) dpdk_initialized=%s %s\n' "$(vsctl get Open_vSwitch . dpdk_initialized)" \
+    "$(vsctl get Open_vSwitch . dpdk_version)"
 
 step "Two VMs: 2 vCPUs (1 socket x 2 cores), 256 MiB on shared 2 MiB hugepages, 2-queue vhost-user NIC"
+echo "(define also creates each VM's dpdkvhostuserclient port: the walkthrough's ovs-vsctl add-port)"
 for vm in "${VMS[@]}"; do
     rm -f "$(console_of "$vm")"
-    show "$VIRTNET" -c "$URI" define "cli/specs/$vm.toml"
+    show virtnet define "cli/specs/$vm.toml"
 done
-for vm in "${VMS[@]}"; do show "$VIRTNET" -c "$URI" start "$vm"; done
-show "$VIRTNET" -c "$URI" list
-show "$VIRTNET" -c "$URI" show walkthrough-vm1
+for vm in "${VMS[@]}"; do show virtnet start "$vm"; done
+show virtnet list
+show virtnet show walkthrough-vm1
+show ovs-vsctl --db="$DB" show
 
 step "Each guest pings the other over br0 (walkthrough: Network Profiling); reading their consoles"
 for vm in "${VMS[@]}"; do
@@ -58,25 +58,24 @@ for vm in "${VMS[@]}"; do
     grep -E 'VIRTNET-(BOOTED|NET-UP|PING)' "$log" | sed "s/^/[$vm] /" || true
 done
 
-step "The switch's view: each port's link state and vrings (2 queue pairs = 4 vrings)"
-for i in 0 1; do
-    printf 'vhost-user-%s: link_state=%s num_of_vrings=%s\n' "$i" \
-        "$(vsctl get Interface "vhost-user-$i" link_state)" \
-        "$(vsctl get Interface "vhost-user-$i" status:num_of_vrings)"
-done
+step "The switch's view: each port with its VM, link state and queues (2 queue pairs = 4 vrings)"
+show virtnet switch show
 
 step "Summary"
-printf '%-16s %-8s %-7s %-12s %-22s %s\n' VM state queues address "ping rtt min/avg/max" result
+printf '%-16s %-8s %-7s %-12s %-13s %-22s %s\n' VM state queues address "OVS link" "ping rtt min/avg/max" result
 failed=0
 for vm in "${VMS[@]}"; do
     log=$(console_of "$vm")
-    state=$("$VIRTNET" -c "$URI" list --all --json | python3 -c "import json,sys; print(next(r['state'] for r in json.load(sys.stdin) if r['name']=='$vm'))")
+    state=$(virtnet list --all --json | python3 -c "import json,sys; print(next(r['state'] for r in json.load(sys.stdin) if r['name']=='$vm'))")
     netup=$(grep -m1 'VIRTNET-NET-UP' "$log" || true)
     queues=$(sed -n 's/.*queues=\([0-9]*\).*/\1/p' <<<"$netup")
     address=$(awk '{print $3}' <<<"$netup")
     rtt=$(sed -n 's#.*min/avg/max = \([0-9./]*\) ms.*#\1 ms#p' "$log" | head -1)
+    port="vhost-user-$(( ${vm##*vm} - 1 ))"
+    link=$(vsctl get Interface "$port" link_state 2>/dev/null || echo '?')
     if grep -q 'VIRTNET-PING-OK' "$log"; then result=ok; else result=FAILED; failed=1; fi
-    printf '%-16s %-8s %-7s %-12s %-22s %s\n' "$vm" "$state" "${queues:-?}" "${address:-?}" "${rtt:-?}" "$result"
+    printf '%-16s %-8s %-7s %-12s %-13s %-22s %s\n' "$vm" "$state" "${queues:-?}" "${address:-?}" \
+        "$port $link" "${rtt:-?}" "$result"
 done
 printf '\nwalkthrough replayed in %s s\n' "$(( $(date +%s) - started ))"
 exit $failed

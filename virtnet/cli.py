@@ -358,8 +358,12 @@ def switch_show(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    typer.echo(f"OVS {info['ovs_version']} at {info['remote']}")
-    dpdk = f"DPDK {info['dpdk_version']}, initialised" if info["dpdk_initialized"] else "DPDK not initialised"
+    typer.echo(f"Open vSwitch {info['ovs_version'] or '(version not recorded)'} at {info['remote']}")
+    dpdk = (
+        f"{info['dpdk_version'] or 'DPDK'} initialised"
+        if info["dpdk_initialized"]
+        else "DPDK not initialised"
+    )
     typer.echo(
         f"{dpdk}; PMD cores {info['pmd_cpus'] or 'OVS default'}, lcore {info['lcore_cpus'] or 'default'}, "
         f"socket-mem {info['socket_mem'] or 'default'} MiB"

@@ -24,7 +24,10 @@ class LabClient:
         self.workdir = workdir
 
     def virtnet(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return _run([sys.executable, "-m", "virtnet", "-c", self.host.uri, *args], check=check)
+        return _run(
+            [sys.executable, "-m", "virtnet", "-c", self.host.uri, "--ovsdb", self.host.ovsdb, *args],
+            check=check,
+        )
 
     def virsh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run(["virsh", "-q", "-c", self.host.uri, *args], check=check)
@@ -51,6 +54,7 @@ class LabClient:
         pin: dict[str, str] | None = None,
         emulator: str | None = None,
         memory: str = "256MiB",
+        bridge: str = "br0",
     ) -> Path:
         """A spec file for a test guest on this host, in the walkthrough's vhost-user shape."""
         spec: dict[str, Any] = {
@@ -73,6 +77,7 @@ class LabClient:
                     "socket": str(self.socket(name)),
                     "queues": queues,
                     "port": f"{name}-p0",
+                    "bridge": bridge,
                 }
             ],
             "console": {"type": "pty", "log": str(self.console_log(name))},
@@ -82,20 +87,6 @@ class LabClient:
         path = self.workdir / f"{name}.toml"
         path.write_text(tomli_w.dumps(spec))
         return path
-
-    def add_port(self, name: str) -> None:
-        """The guest's dpdkvhostuserclient port, as the walkthrough adds it with ovs-vsctl."""
-        self.vsctl(
-            "add-port",
-            "br0",
-            f"{name}-p0",
-            "--",
-            "set",
-            "Interface",
-            f"{name}-p0",
-            "type=dpdkvhostuserclient",
-            f"options:vhost-server-path={self.socket(name)}",
-        )
 
     def wait_console(self, name: str, marker: str, timeout: float = 120.0) -> str:
         """The console text once it contains `marker` (the guest's own words)."""

@@ -26,9 +26,9 @@ def thread_cpus(pid: int) -> dict[str, str]:
 
 def test_vhostuser_vm_runs_with_the_walkthrough_settings(lab0: LabClient) -> None:
     spec = lab0.spec("vhu", ips=("10.77.0.1/24",), pin={"0": "1"}, emulator="0")
-    lab0.add_port("vhu")
     defined = lab0.virtnet("define", str(spec))
     assert "type qemu" in defined.stdout  # the KVM probe found that KVM guests hang here
+    assert lab0.vsctl("list-ports", "br0") == "vhu-p0"  # define made the VM's port
     lab0.virtnet("start", "vhu")
     console = lab0.wait_console("vhu", "VIRTNET-NET-UP eth0 10.77.0.1/24")
     assert "VIRTNET-BOOTED" in console
@@ -60,12 +60,23 @@ def test_vhostuser_vm_runs_with_the_walkthrough_settings(lab0: LabClient) -> Non
     assert guest_ram.parent.is_dir()  # libvirt's per-domain directory in the host's own hugetlbfs
     running_free = hugepages_free()
 
+    # The port, as ovs-vsctl sees it: the VM's identity (os-vif's external_ids), a datapath port
+    # number, the link up, and the queue count.
+    uuid = lab0.virsh("domuuid", "vhu").stdout.strip()
+    mac = xml.find("devices/interface/mac").get("address")
+    ids = lab0.vsctl("get", "Interface", "vhu-p0", "external_ids")
+    assert f'vm-uuid="{uuid}"' in ids and "vm-name=vhu" in ids and f'attached-mac="{mac}"' in ids
+    assert "iface-id=" in ids
+    assert int(lab0.vsctl("get", "Interface", "vhu-p0", "ofport")) > 0
     assert lab0.vsctl("get", "Interface", "vhu-p0", "link_state") == "up"
+    assert lab0.vsctl("get", "Interface", "vhu-p0", "options:n_rxq") == '"1"'
+    assert lab0.vsctl("get", "Interface", "vhu-p0", "options:vhost-server-path") == f'"{lab0.socket("vhu")}"'
     assert lab0.socket("vhu").is_socket()
 
     lab0.virtnet("stop", "vhu", "--force")
     lab0.virtnet("undefine", "vhu")
     assert "vhu" not in lab0.virsh("list", "--all", "--name").stdout.split()
+    assert lab0.vsctl("list-ports", "br0") == ""  # the port went with its VM
     assert hugepages_free() >= running_free + 128  # the 256 MiB of guest RAM came back
     assert not guest_ram.parent.exists() or not any(guest_ram.parent.iterdir())
     assert not lab0.socket("vhu").exists()
@@ -73,11 +84,17 @@ def test_vhostuser_vm_runs_with_the_walkthrough_settings(lab0: LabClient) -> Non
 
 def test_two_multiqueue_vms_ping_each_other_over_ovs_dpdk(lab0: LabClient) -> None:
     for name, ip, peer in (("mq0", "10.77.1.1/24", "10.77.1.2"), ("mq1", "10.77.1.2/24", "10.77.1.1")):
-        lab0.add_port(name)
         lab0.virtnet("define", str(lab0.spec(name, ips=(ip,), ping=peer, vcpus=2, queues=2)))
         lab0.virtnet("start", name)
     for name in ("mq0", "mq1"):
         console = lab0.wait_console(name, "VIRTNET-PING-", timeout=240)
         assert "queues=2" in console  # the guest itself sees two queue pairs
         assert "VIRTNET-PING-OK" in console, console[-1500:]
-    assert lab0.vsctl("get", "Interface", "mq0-p0", "link_state") == "up"
+    assert lab0.vsctl("list-ports", "br0").split() == ["mq0-p0", "mq1-p0"]
+    for name in ("mq0", "mq1"):
+        port = f"{name}-p0"
+        assert lab0.vsctl("get", "Interface", port, "link_state") == "up"
+        assert lab0.vsctl("get", "Interface", port, "options:n_rxq") == '"2"'
+        # OVS negotiates vhost-user queues with the guest's driver: 2 queue pairs = 4 vrings.
+        assert lab0.vsctl("get", "Interface", port, "status:num_of_vrings") == '"4"'
+        assert lab0.vsctl("get", "Interface", port, "external_ids:vm-name") == name

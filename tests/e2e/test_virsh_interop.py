@@ -25,7 +25,6 @@ def listing(lab0: LabClient) -> dict[str, dict[str, object]]:
 
 
 def test_virsh_starts_and_stops_a_virtnet_domain(lab0: LabClient) -> None:
-    lab0.add_port("interop")
     lab0.virtnet("define", str(lab0.spec("interop", ips=("10.77.2.1/24",), vcpus=2)))
     lab0.virsh("start", "interop")
     lab0.wait_console("interop", "VIRTNET-BOOTED")
