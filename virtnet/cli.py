@@ -340,7 +340,7 @@ def switch_setup(
         typer.echo(f"virtnet: warning: {key} applies when ovs-vswitchd restarts", err=True)
     assert report.state is not None
     typer.echo(
-        f"DPDK {report.state.version} initialised; bridge {bridge} (netdev) ready for vhost-user ports"
+        f"{report.state.version or 'DPDK'} initialised; bridge {bridge} (netdev) ready for vhost-user ports"
     )
 
 
