@@ -9,16 +9,14 @@ import ovs.db.idl
 
 from virtnet.errors import OvsdbError
 from virtnet.ovs.connection import Ovsdb
+from virtnet.ovs.rows import Rows
 
 VHOST_USER_CLIENT = "dpdkvhostuserclient"
 
 
 def find(db: Ovsdb, table: str, name: str) -> Any | None:
+    """One row by name (a scan: for single lookups; commands use Rows)."""
     return next((row for row in db.rows(table) if row.name == name), None)
-
-
-def bridge_of(db: Ovsdb, port: Any) -> Any | None:
-    return next((br for br in db.rows("Bridge") if any(p.uuid == port.uuid for p in br.ports)), None)
 
 
 @dataclass
@@ -27,7 +25,7 @@ class SetOtherConfig:
 
     values: dict[str, str]
 
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
         root = db.root()
         for key, value in sorted(self.values.items()):
             if root.other_config.get(key) != value:
@@ -41,8 +39,8 @@ class EnsureBridge:
     name: str
     datapath_type: str = "netdev"
 
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
-        bridge = find(db, "Bridge", self.name)
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
+        bridge = rows.bridge(self.name)
         if bridge is not None:
             if bridge.datapath_type != self.datapath_type:
                 bridge.datapath_type = self.datapath_type
@@ -102,12 +100,12 @@ class EnsureVhostUserPort:
     want: VhostUserPort
     before: PortSnapshot | None = field(default=None, init=False)
 
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
         want = self.want
-        bridge = find(db, "Bridge", want.bridge)
+        bridge = rows.bridge(want.bridge)
         if bridge is None:
             raise OvsdbError(f"bridge {want.bridge!r} does not exist; create it with `virtnet switch setup`")
-        port = find(db, "Port", want.name)
+        port = rows.port(want.name)
         self.before = None
         if port is None:
             iface = txn.insert(db.idl.tables["Interface"])
@@ -121,11 +119,11 @@ class EnsureVhostUserPort:
             port.interfaces = [iface]
             bridge.addvalue("ports", port.uuid)
             return
-        owner = bridge_of(db, port)
+        owner = rows.bridge_of(port)
         if owner is None or owner.name != want.bridge:
             where = f"bridge {owner.name!r}" if owner else "no bridge"
             raise OvsdbError(f"OVS port {want.name!r} already exists on {where}; choose another port name")
-        self.before = snapshot(db, want.name)
+        self.before = snapshot(rows, want.name)
         _apply(port.interfaces[0], want)
 
 
@@ -135,11 +133,11 @@ class RestorePort:
 
     before: PortSnapshot
 
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
         before = self.before
-        port = find(db, "Port", before.name)
+        port = rows.port(before.name)
         if port is None:
-            bridge = find(db, "Bridge", before.bridge)
+            bridge = rows.bridge(before.bridge)
             if bridge is None:
                 return
             iface = txn.insert(db.idl.tables["Interface"])
@@ -156,10 +154,10 @@ class RestorePort:
         iface.mtu_request = before.mtu_request
 
 
-def snapshot(db: Ovsdb, name: str) -> PortSnapshot | None:
-    """The port's configuration as it is now, or None when there is no such port."""
-    port = find(db, "Port", name)
-    owner = bridge_of(db, port) if port is not None else None
+def snapshot(rows: Rows, name: str) -> PortSnapshot | None:
+    """The port's configuration as `rows` saw it, or None when there is no such port."""
+    port = rows.port(name)
+    owner = rows.bridge_of(port) if port is not None else None
     if port is None or owner is None or not port.interfaces:
         return None
     iface = port.interfaces[0]
@@ -180,13 +178,13 @@ class DeletePort:
     name: str
     if_exists: bool = True
 
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
-        port = find(db, "Port", self.name)
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
+        port = rows.port(self.name)
         if port is None:
             if self.if_exists:
                 return
             raise OvsdbError(f"OVS port {self.name!r} does not exist")
-        owner = bridge_of(db, port)
+        owner = rows.bridge_of(port)
         if owner is not None:
             owner.delvalue("ports", port.uuid)
 

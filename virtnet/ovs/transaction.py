@@ -14,12 +14,13 @@ import ovs.poller
 
 from virtnet.errors import OvsdbTransactionFailed, OvsdbUnreachable
 from virtnet.ovs.connection import Ovsdb
+from virtnet.ovs.rows import Rows
 
 MAX_ATTEMPTS = 5  # a commit that races another client or a reconnect is retried on fresh data
 
 
 class Command(Protocol):
-    def run(self, db: Ovsdb, txn: ovs.db.idl.Transaction) -> None:
+    def run(self, db: Ovsdb, rows: Rows, txn: ovs.db.idl.Transaction) -> None:
         """Add this command's operations to `txn`; raise a virtnet error to abort it all."""
 
 
@@ -44,9 +45,10 @@ class Transaction:
             return False
         for _attempt in range(MAX_ATTEMPTS):
             txn = ovs.db.idl.Transaction(self.db.idl)
+            rows = Rows(self.db)
             for command in self.commands:
                 try:
-                    command.run(self.db, txn)
+                    command.run(self.db, rows, txn)
                 except BaseException:
                     txn.abort()
                     raise

@@ -18,6 +18,7 @@ from virtnet.ovs.commands import (
     snapshot,
 )
 from virtnet.ovs.connection import Ovsdb
+from virtnet.ovs.rows import Rows
 from virtnet.ovs.transaction import Transaction
 from virtnet.spec.derived import nic_mac, vhost_port_name
 from virtnet.spec.models import VhostUserNic, VMSpec
@@ -96,7 +97,8 @@ def apply(db: Ovsdb, spec: VMSpec, vm_uuid: str) -> PortChange:
     txn = Transaction(db)
     change.ensured = [txn.add(EnsureVhostUserPort(port)) for port in planned]
     stale = [p.name for p in vm_ports(db) if p.vm_uuid == vm_uuid and p.name not in keep]
-    change.deleted = [before for name in stale if (before := snapshot(db, name)) is not None]
+    rows = Rows(db)
+    change.deleted = [before for name in stale if (before := snapshot(rows, name)) is not None]
     for before in change.deleted:
         txn.add(DeletePort(before.name))
     change.changed = txn.commit()
