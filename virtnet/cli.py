@@ -45,6 +45,10 @@ switch_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(switch_app, name="switch")
+host_app = typer.Typer(
+    help="The host as the walkthrough prepares it: checks with fixes, and hugepages.", no_args_is_help=True
+)
+app.add_typer(host_app, name="host")
 
 SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
 DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
@@ -394,6 +398,55 @@ def switch_gc(
         typer.echo(f"{verb} {port.name} on {port.bridge} (VM {port.vm_name or '?'} {port.vm_uuid} is gone)")
     if not stale:
         typer.echo("no orphaned ports")
+
+
+@command("check", group=host_app)
+def host_check(
+    ctx: typer.Context,
+    spec_path: Annotated[
+        Path | None, typer.Option("--spec", help="also check what this VM spec needs", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """One line per check (ok / warn / fail), each warning and failure with its fix. Exit 1 on a fail."""
+    from virtnet.hostcheck.machine import Machine
+    from virtnet.hostcheck.report import host_report
+    from virtnet.ovs.connection import default_remote
+
+    spec = load_spec_file(spec_path) if spec_path else None
+    with _host(ctx) as host:
+        findings = host_report(host, Machine(), ctx.obj.ovsdb or default_remote(), spec)
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        for finding in findings:
+            typer.echo(finding.line())
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
+
+
+@command("prepare", group=host_app)
+def host_prepare(
+    hugepages: Annotated[str, typer.Option(help="size of the hugepage pool, e.g. 2GiB", show_default=False)],
+    page_size: Annotated[str, typer.Option(help="2MiB or 1GiB")] = "2MiB",
+    persist: Annotated[
+        bool, typer.Option("--persist", help="also write the sysctl and fstab entries")
+    ] = False,
+) -> None:
+    """Reserve hugepages and mount hugetlbfs; idempotent; all or nothing."""
+    from virtnet.hostcheck.machine import Machine
+    from virtnet.hostcheck.prepare import prepare_hugepages
+    from virtnet.units import parse_size
+
+    try:
+        size, page = parse_size(hugepages), parse_size(page_size)
+    except ValueError as err:
+        raise InputError(f"--hugepages/--page-size: {err}") from None
+    changes = prepare_hugepages(Machine(), size, page, persist=persist)
+    for change in changes:
+        typer.echo(change)
+    if not changes:
+        typer.echo("hugepages already prepared: nothing changed")
 
 
 LabDir = Annotated[

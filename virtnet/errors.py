@@ -100,3 +100,7 @@ class OvsdbTransactionFailed(OvsdbError):
 
 class SwitchNotReady(InputError):
     """The switch cannot carry the VM as configured (DPDK off, wrong datapath, CPU overlap...)."""
+
+
+class HostNotReady(InputError):
+    """The host lacks what the VM needs (hugepages, CPUs...); the message says how to provide it."""

@@ -15,6 +15,8 @@ from virtnet import network
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
 from virtnet.errors import DomainConfigRejected, DomainExists, InvalidDomainState, StorageError
+from virtnet.hostcheck.machine import Machine
+from virtnet.hostcheck.resources import require_resources
 from virtnet.inventory import DomainView, spec_of, view
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
@@ -50,6 +52,8 @@ def define(
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
+    existing = host.find(spec.name) if existing_uuid else None
+    _require_resources(host, spec, running=existing is not None and existing.is_active)
     with _switch(spec, ovsdb) as db:
         net = network.prepare(host, spec, uuid, db)
         try:
@@ -80,6 +84,7 @@ def start(host: Host, name: str, *, ovsdb: str | None = None) -> Guest:
         raise InvalidDomainState(f"domain {name!r} is already running", uri=host.uri)
     spec = spec_of(guest)
     if spec is not None:
+        _require_resources(host, spec, running=False)
         with _switch(spec, ovsdb) as db:
             network.prepare(host, spec, guest.uuid, db)
     guest.start()
@@ -122,6 +127,16 @@ def gc_ports(host: Host, *, ovsdb: str | None = None, dry_run: bool = False) -> 
         if not dry_run:
             vmports.delete(db, [port.name for port in stale])
     return stale
+
+
+def _require_resources(host: Host, spec: VMSpec, *, running: bool) -> None:
+    """Free hugepages and existing CPUs, checked as `virtnet host check --spec` does.
+
+    A running domain already holds its pages; a remote host's machine is not ours to read.
+    """
+    if running or not host.runs_qemu_here:
+        return
+    require_resources(Machine(), spec)
 
 
 @contextlib.contextmanager

@@ -66,10 +66,22 @@ class Host:
             return False
 
     @property
+    def runs_qemu_here(self) -> bool:
+        """Whether this machine's CPUs and hugepages are the guests' (a local QEMU driver)."""
+        return self.is_local and self.driver == "QEMU"
+
+    @property
     def driver(self) -> str:
         """'QEMU' or 'TEST': which libvirt driver answers."""
         with libvirt_errors(self.uri):
             return str(self.conn.getType())
+
+    @property
+    def hypervisor_version(self) -> tuple[int, int, int] | None:
+        """QEMU's version for the QEMU driver (None where the driver has no such number)."""
+        with libvirt_errors(self.uri):
+            number = self.conn.getVersion()
+        return _version_triple(number) if number else None
 
     @property
     def libvirt_version(self) -> tuple[int, int, int]:
