@@ -8,6 +8,7 @@ from __future__ import annotations
 from virtnet.errors import HostNotReady
 from virtnet.hostcheck.finding import Finding
 from virtnet.hostcheck.machine import Machine
+from virtnet.spec.derived import pinned_cpusets
 from virtnet.spec.models import VMSpec
 from virtnet.units import format_cpuset, format_size
 
@@ -57,13 +58,10 @@ def _hugepages(machine: Machine, spec: VMSpec) -> list[Finding]:
 
 
 def _cpus(machine: Machine, spec: VMSpec) -> list[Finding]:
-    pinning = spec.cpu.pinning
-    if pinning is None:
+    pins = pinned_cpusets(spec)
+    if not pins:
         return []
     online = machine.online_cpus()
-    pins = [(f"cpu.pinning.vcpus.{vcpu}", cpus) for vcpu, cpus in sorted(pinning.vcpus.items())]
-    if pinning.emulator is not None:
-        pins.append(("cpu.pinning.emulator", pinning.emulator))
     for path, cpus in pins:
         missing = cpus - online
         if missing:

@@ -10,6 +10,7 @@ from virtnet.errors import SwitchNotReady
 from virtnet.ovs.commands import VHOST_USER_CLIENT, EnsureBridge, SetOtherConfig, find
 from virtnet.ovs.connection import Ovsdb
 from virtnet.ovs.transaction import Transaction
+from virtnet.spec.derived import pinned_cpusets
 from virtnet.spec.models import VhostUserNic, VMSpec
 from virtnet.units import cpuset_to_mask, format_cpuset, mask_to_cpuset
 
@@ -137,17 +138,11 @@ def check_can_carry(db: Ovsdb, spec: VMSpec) -> None:
 
 def check_pinning(state: DpdkState, spec: VMSpec) -> None:
     """vCPU and emulator pins must stay off OVS's PMD and lcore cores (the walkthrough's taskset rule)."""
-    pinning = spec.cpu.pinning
-    if pinning is None:
-        return
     reserved = {
         "PMD": ("pmd-cpu-mask", state.cpus("pmd-cpu-mask")),
         "DPDK lcore": ("dpdk-lcore-mask", state.cpus("dpdk-lcore-mask")),
     }
-    pins = [(f"cpu.pinning.vcpus.{vcpu}", cpus) for vcpu, cpus in sorted(pinning.vcpus.items())]
-    if pinning.emulator is not None:
-        pins.append(("cpu.pinning.emulator", pinning.emulator))
-    for path, cpus in pins:
+    for path, cpus in pinned_cpusets(spec):
         for role, (key, taken) in reserved.items():
             clash = cpus & taken
             if clash:

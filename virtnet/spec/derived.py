@@ -32,3 +32,14 @@ def vcpu_sockets_cores_threads(spec: VMSpec) -> tuple[int, int, int] | None:
     cores = cpu.cores or max(1, cpu.count // ((cpu.sockets or 1) * threads))
     sockets = cpu.sockets or max(1, cpu.count // (cores * threads))
     return sockets, cores, threads
+
+
+def pinned_cpusets(spec: VMSpec) -> list[tuple[str, frozenset[int]]]:
+    """Each pin of the spec as (field path, host CPUs): the vCPUs in order, then the emulator."""
+    pinning = spec.cpu.pinning
+    if pinning is None:
+        return []
+    pins = [(f"cpu.pinning.vcpus.{vcpu}", cpus) for vcpu, cpus in sorted(pinning.vcpus.items())]
+    if pinning.emulator is not None:
+        pins.append(("cpu.pinning.emulator", pinning.emulator))
+    return pins
