@@ -44,15 +44,14 @@ def define(
     host: Host, spec: VMSpec, *, virt_type: str | None = None, ovsdb: str | None = None
 ) -> DefineResult:
     """Define `spec` on `host`, or update the domain virtnet defined from it before."""
-    existing_uuid = _uuid_to_keep(host, spec)
-    uuid = existing_uuid or (str(spec.uuid) if spec.uuid else network.new_uuid())
+    existing = _domain_to_update(host, spec)
+    uuid = existing.uuid if existing else (str(spec.uuid) if spec.uuid else network.new_uuid())
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
     choices = HostChoices(virt_type=virt.virt_type, forward_style="passt", uuid=uuid)
     # Render and validate both forms before touching anything: a bug shows before a port is made.
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
-    existing = host.find(spec.name) if existing_uuid else None
     _require_resources(host, spec, running=existing is not None and existing.is_active)
     with _switch(spec, ovsdb) as db:
         net = network.prepare(host, spec, uuid, db)
@@ -71,7 +70,7 @@ def define(
         virt_type=choices.virt_type,
         virt_type_reason=virt.reason,
         forward_style=style if spec.has_port_forwards else None,
-        redefined=existing_uuid is not None,
+        redefined=existing is not None,
         created_disks=[volume.path for volume in created],
         ports_changed=bool(net.ports and net.ports.changed),
     )
@@ -154,8 +153,8 @@ def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainVi
     return [v for v in views if include_inactive or v.id is not None]
 
 
-def _uuid_to_keep(host: Host, spec: VMSpec) -> str | None:
-    """The UUID of the domain this spec redefines; refuse to take over a domain virtnet did not make."""
+def _domain_to_update(host: Host, spec: VMSpec) -> Guest | None:
+    """The domain this spec redefines (its UUID is kept); refuse to take over one virtnet did not make."""
     existing = host.find(spec.name)
     if existing is None:
         return None
@@ -171,7 +170,7 @@ def _uuid_to_keep(host: Host, spec: VMSpec) -> str | None:
             "remove uuid from the spec or undefine the old domain",
             uri=host.uri,
         )
-    return existing.uuid
+    return existing
 
 
 def _forward_styles(spec: VMSpec) -> tuple[ForwardStyle, ...]:
