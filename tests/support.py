@@ -10,6 +10,8 @@ from pathlib import Path
 
 import libvirt
 
+from virtnet.spec import VMSpec, spec_from_dict
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 TEST_URI = "test:///default"
@@ -84,3 +86,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def vhost_vm_spec(**changes: object) -> VMSpec:
+    """A 2-vCPU VM on shared 2 MiB hugepages with one 2-queue vhost-user NIC (port vm1-p0)."""
+    spec: dict[str, object] = {
+        "name": "vm1",
+        "cpu": {"count": 2},
+        "memory": {"size": "1GiB", "access": "shared", "hugepages": {"page_size": "2MiB"}},
+        "nics": [{"type": "vhostuser", "socket": "/run/vhost/vm1.sock", "queues": 2, "port": "vm1-p0"}],
+    }
+    spec.update(changes)
+    return spec_from_dict(spec)

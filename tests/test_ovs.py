@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import OvsdbServer
+from support import OvsdbServer, vhost_vm_spec
 
 from virtnet.errors import OvsdbError, OvsdbTransactionFailed, OvsdbUnreachable, SwitchNotReady
 from virtnet.ovs import switch, vmports
@@ -24,7 +24,6 @@ from virtnet.ovs.commands import (
 )
 from virtnet.ovs.connection import Ovsdb
 from virtnet.ovs.transaction import Transaction
-from virtnet.spec import spec_from_dict
 
 VM_UUID = "0b0e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 
@@ -42,17 +41,6 @@ def port(name: str, bridge: str = "br0", **kw: object) -> VhostUserPort:
 
 def vsctl_json(server: OvsdbServer, table: str, record: str, column: str) -> str:
     return server.vsctl("get", table, record, column)
-
-
-def vm_spec(**changes: object) -> object:
-    spec = {
-        "name": "vm1",
-        "cpu": {"count": 2},
-        "memory": {"size": "1GiB", "access": "shared", "hugepages": {"page_size": "2MiB"}},
-        "nics": [{"type": "vhostuser", "socket": "/run/vhost/vm1.sock", "queues": 2, "port": "vm1-p0"}],
-    }
-    spec.update(changes)
-    return spec_from_dict(spec)
 
 
 @pytest.fixture
@@ -160,13 +148,13 @@ def test_reconnects_after_ovsdb_server_restarts(db: Ovsdb, ovsdb_server: OvsdbSe
 
 
 def test_vm_ports_carry_os_vif_external_ids(db: Ovsdb, ovsdb_server: OvsdbServer) -> None:
-    change = vmports.apply(db, vm_spec(), VM_UUID)
+    change = vmports.apply(db, vhost_vm_spec(), VM_UUID)
     assert change.changed
     ids = ovsdb_server.vsctl("get", "Interface", "vm1-p0", "external_ids")
     assert f'vm-uuid="{VM_UUID}"' in ids and "vm-name=vm1" in ids
     assert "attached-mac=" in ids and "iface-id=" in ids
     assert ovsdb_server.vsctl("get", "Interface", "vm1-p0", "options:n_rxq") == '"2"'
-    assert vmports.apply(db, vm_spec(), VM_UUID).changed is False
+    assert vmports.apply(db, vhost_vm_spec(), VM_UUID).changed is False
 
 
 def test_apply_drops_ports_of_removed_nics_and_rollback_restores_everything(
@@ -176,13 +164,13 @@ def test_apply_drops_ports_of_removed_nics_and_rollback_restores_everything(
         {"type": "vhostuser", "socket": "/run/vhost/a.sock", "queues": 2, "port": "vm1-a"},
         {"type": "vhostuser", "socket": "/run/vhost/b.sock", "port": "vm1-b"},
     ]
-    vmports.apply(db, vm_spec(nics=two_nics), VM_UUID)
+    vmports.apply(db, vhost_vm_spec(nics=two_nics), VM_UUID)
     before = ovsdb_server.vsctl("--format=json", "list", "Interface")
     one_changed_nic = [
         {"type": "vhostuser", "socket": "/run/vhost/a.sock", "queues": 1, "port": "vm1-a"},
         {"type": "vhostuser", "socket": "/run/vhost/c.sock", "port": "vm1-c"},
     ]
-    change = vmports.apply(db, vm_spec(nics=one_changed_nic), VM_UUID)
+    change = vmports.apply(db, vhost_vm_spec(nics=one_changed_nic), VM_UUID)
     assert sorted(ovsdb_server.vsctl("list-ports", "br0").split()) == ["vm1-a", "vm1-c"]
     vmports.rollback(db, change)
     assert sorted(ovsdb_server.vsctl("list-ports", "br0").split()) == ["vm1-a", "vm1-b"]
@@ -198,9 +186,11 @@ def _config(listing: str) -> list[object]:
 
 
 def test_orphans_are_ports_whose_vm_is_gone(db: Ovsdb, ovsdb_server: OvsdbServer) -> None:
-    vmports.apply(db, vm_spec(), VM_UUID)
+    vmports.apply(db, vhost_vm_spec(), VM_UUID)
     other = "11111111-2222-4333-8444-555555555555"
-    vmports.apply(db, vm_spec(name="vm2", nics=[{"type": "vhostuser", "socket": "/run/vhost/x.sock"}]), other)
+    vmports.apply(
+        db, vhost_vm_spec(name="vm2", nics=[{"type": "vhostuser", "socket": "/run/vhost/x.sock"}]), other
+    )
     ovsdb_server.vsctl("add-port", "br0", "unrelated")  # no vm-uuid: never an orphan
     assert [p.name for p in vmports.orphans(db, {VM_UUID})] == ["vm2-vhu0"]
     assert vmports.remove(db, other) == ["vm2-vhu0"]
@@ -208,7 +198,7 @@ def test_orphans_are_ports_whose_vm_is_gone(db: Ovsdb, ovsdb_server: OvsdbServer
 
 
 def test_switch_checks_refuse_what_the_switch_cannot_carry(db: Ovsdb, ovsdb_server: OvsdbServer) -> None:
-    spec = vm_spec(cpu={"count": 2, "pinning": {"vcpus": {"0": "3", "1": "2"}, "emulator": "4"}})
+    spec = vhost_vm_spec(cpu={"count": 2, "pinning": {"vcpus": {"0": "3", "1": "2"}, "emulator": "4"}})
     with pytest.raises(SwitchNotReady, match=r"DPDK is not initialised.*virtnet switch setup"):
         switch.check_can_carry(db, spec)
     dpdk_ready(ovsdb_server)
@@ -232,7 +222,7 @@ def test_switch_checks_refuse_what_the_switch_cannot_carry(db: Ovsdb, ovsdb_serv
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "other_config:dpdk-lcore-mask=0x1")
     db.sync()
     switch.check_can_carry(db, spec)
-    missing = vm_spec(nics=[{"type": "vhostuser", "socket": "/run/vhost/q.sock", "bridge": "br9"}])
+    missing = vhost_vm_spec(nics=[{"type": "vhostuser", "socket": "/run/vhost/q.sock", "bridge": "br9"}])
     with pytest.raises(SwitchNotReady, match="bridge 'br9' does not exist"):
         switch.check_can_carry(db, missing)
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "iface_types=[internal,system]")
@@ -244,7 +234,7 @@ def test_switch_checks_refuse_what_the_switch_cannot_carry(db: Ovsdb, ovsdb_serv
 def test_describe_lists_bridges_ports_and_their_vms(db: Ovsdb, ovsdb_server: OvsdbServer) -> None:
     dpdk_ready(ovsdb_server)
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x6")
-    vmports.apply(db, vm_spec(), VM_UUID)
+    vmports.apply(db, vhost_vm_spec(), VM_UUID)
     db.sync()
     info = switch.describe(db)
     assert info["dpdk_initialized"] is True and info["pmd_cpus"] == "1-2"
