@@ -16,6 +16,9 @@ from lab_support import LabClient
 from virtnet.lab.lab import Lab
 
 E2E_HOSTS = 1
+# Two test runs at once (say, two worktrees) need distinct labs: names and loopback addresses.
+E2E_PREFIX = os.environ.get("VIRTNET_E2E_PREFIX", "vnte2e")
+E2E_ADDRESS = os.environ.get("VIRTNET_E2E_ADDRESS", "127.0.0.20")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests start daemons and namespaces: run as root (make test does)")
-    lab = Lab(tmp_path_factory.mktemp("lab"), prefix="vnte2e", first_address="127.0.0.20")
+    lab = Lab(tmp_path_factory.mktemp("lab"), prefix=E2E_PREFIX, first_address=E2E_ADDRESS)
     lab.up(hosts=E2E_HOSTS, hugepages_mib=1024)
     yield lab
     lab.down()

@@ -80,13 +80,13 @@ def test_status_reports_each_host_as_the_real_clients_see_it(lab: Lab) -> None:
         check=True,
     )
     status = json.loads(done.stdout)
-    (host,) = status["hosts"]
+    host = status["hosts"][0]
     assert host["libvirtd"] == "up" and host["ovs"] == "up"
     # The host is a host of its own: its hostname, and a DPDK switch answering on its socket.
     hostname = subprocess.run(
         ["virsh", "-c", host["uri"], "hostname"], capture_output=True, text=True, check=True
     )
-    assert hostname.stdout.strip() == host["name"] == "vnte2e0"
+    assert hostname.stdout.strip() == host["name"] == f"{lab.prefix}0"
     dpdk = subprocess.run(
         [
             "ovs-vsctl",
