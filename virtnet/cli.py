@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -22,6 +22,7 @@ from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
     from virtnet.lab.lab import Lab, LabState
+    from virtnet.migration.run import Outcome
     from virtnet.virt.host import Host
 
 # Commands that talk to libvirt import it (and rich) when they run: `virtnet xml` needs neither,
@@ -221,6 +222,124 @@ def undefine(ctx: typer.Context, name: DomainName) -> None:
     typer.echo(f"Domain '{name}' undefined")
     for port in ports:
         typer.echo(f"  removed OVS port {port}")
+
+
+@command()
+def migrate(
+    ctx: typer.Context,
+    name: DomainName,
+    dest_uri: Annotated[str, typer.Argument(help="destination libvirt URI", show_default=False)],
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="auto (measure the dirty rate and choose), precopy, multifd, auto-converge or postcopy"
+        ),
+    ] = "auto",
+    parallel: Annotated[int | None, typer.Option(min=1, max=255, help="multifd channels")] = None,
+    auto_converge: Annotated[bool, typer.Option("--auto-converge", help="throttle vCPUs")] = False,
+    postcopy: Annotated[bool, typer.Option("--postcopy", help="allow and make the post-copy switch")] = False,
+    postcopy_after: Annotated[
+        int | None, typer.Option(min=1, help="switch to post-copy after this many memory passes")
+    ] = None,
+    compress: Annotated[str | None, typer.Option(help="xbzrle: send only the changed bytes of pages")] = None,
+    bandwidth: Annotated[int | None, typer.Option(min=1, help="cap in MiB/s for the whole job")] = None,
+    max_downtime: Annotated[int | None, typer.Option(min=1, help="allowed pause at the end, in ms")] = None,
+    copy_storage: Annotated[bool, typer.Option("--copy-storage", help="copy non-shared disks")] = False,
+    timeout: Annotated[float | None, typer.Option(min=1, help="seconds before --on-timeout acts")] = None,
+    on_timeout: Annotated[str, typer.Option(help="abort or postcopy, when --timeout is reached")] = "abort",
+    link_speed: Annotated[
+        float, typer.Option(help="the link's MiB/s for --policy auto, when --bandwidth does not cap it")
+    ] = 1192.0,
+    dest_ovsdb: Annotated[
+        str | None,
+        typer.Option(help="the destination's OVSDB remote (default: the default socket, on a local host)"),
+    ] = None,
+    dest_socket_dir: Annotated[
+        Path | None, typer.Option(help="vhost-user socket directory on the destination (default: the same)")
+    ] = None,
+    dest_cpus: Annotated[
+        str | None, typer.Option(help="host CPUs on the destination to map the pinned CPUs onto, in order")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and plan, change nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan or report as JSON")] = False,
+) -> None:
+    """Live-migrate a running domain to another libvirt host, peer to peer, with its OVS ports."""
+    from virtnet.migration.display import ProgressBar
+    from virtnet.migration.plan import MigrationRequest
+    from virtnet.migration.run import migrate as run_migration
+
+    request = MigrationRequest(
+        dest_uri=dest_uri,
+        policy=_choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
+        parallel=parallel,
+        auto_converge=auto_converge,
+        postcopy=postcopy,
+        postcopy_after=postcopy_after,
+        compress=_choice("--compress", compress, ("xbzrle",)) if compress else None,
+        bandwidth_mib_s=bandwidth,
+        max_downtime_ms=max_downtime,
+        copy_storage=copy_storage,
+        timeout_s=timeout,
+        on_timeout=_choice("--on-timeout", on_timeout, ("abort", "postcopy")),
+        link_mib_s=link_speed,
+        dest_socket_dir=dest_socket_dir,
+        dest_cpus=_cpuset_option("--dest-cpus", dest_cpus),
+        dest_ovsdb=dest_ovsdb,
+    )
+    with _host(ctx) as host:
+        if dry_run:
+            outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, dry_run=True)
+        else:
+            with ProgressBar(name) as bar:
+                outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, watcher=bar)
+    plan, report = outcome.plan, outcome.report
+    if as_json:
+        data: dict[str, Any] = {
+            "checks": outcome.checks,
+            "policy": plan.choice.policy,
+            "reason": plan.choice.reason,
+            "flags": plan.options.flag_names(),
+            "destination_ports": outcome.dest_ports,
+            "report": asdict(report) if report else None,
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if report is None:
+        _print_migration_plan(outcome)
+        return
+    for line in report.lines():
+        typer.echo(line)
+    if outcome.cleanup_note:
+        typer.echo(outcome.cleanup_note)
+
+
+def _print_migration_plan(outcome: Outcome) -> None:
+    typer.echo("pre-flight checks passed:")
+    for check in outcome.checks:
+        typer.echo(f"  ok  {check}")
+    plan = outcome.plan
+    typer.echo(f"policy: {plan.choice.policy} ({plan.choice.reason})")
+    typer.echo(f"flags: {' '.join(plan.options.flag_names())}")
+    params = plan.options.params()
+    if params:
+        typer.echo("params: " + ", ".join(f"{key}={value}" for key, value in params.items()))
+    if plan.postcopy_after is not None:
+        typer.echo(f"post-copy switch: after {plan.postcopy_after} memory passes")
+    for source, dest in outcome.moves.sockets.items():
+        if source != dest:
+            typer.echo(f"socket: {source} -> {dest}")
+    moved = {a: b for a, b in outcome.moves.cpus.items() if a != b}
+    if moved:
+        typer.echo("host CPUs: " + ", ".join(f"{a}->{b}" for a, b in sorted(moved.items())))
+    if outcome.dest_ports:
+        typer.echo(f"ports to create on the destination's OVS: {', '.join(outcome.dest_ports)}")
+    typer.echo("dry run: nothing was changed")
+
+
+def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
+    if value not in allowed:
+        raise InputError(f"{option} {value}: choose one of {', '.join(allowed)}")
+    return value
 
 
 @command(name="list")

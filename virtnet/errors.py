@@ -104,3 +104,17 @@ class SwitchNotReady(InputError):
 
 class HostNotReady(InputError):
     """The host lacks what the VM needs (hugepages, CPUs...); the message says how to provide it."""
+
+
+class CpuIncompatible(HypervisorError):
+    """The destination's hypervisor cannot give the guest the CPU it runs with."""
+
+    exit_code = 2
+
+
+class MigrationFailed(HypervisorError):
+    """A migration did not complete; the guest still runs on the source."""
+
+
+class MigrationAborted(MigrationFailed):
+    """A migration was aborted (Ctrl-C, --timeout, or abortJob from another client)."""

@@ -25,6 +25,8 @@ _BY_CODE: dict[int, type[errors.HypervisorError]] = {
     libvirt.VIR_ERR_STORAGE_VOL_EXIST: errors.StorageError,
     libvirt.VIR_ERR_NO_CONNECT: errors.ConnectionFailed,
     libvirt.VIR_ERR_INVALID_CONN: errors.ConnectionFailed,
+    libvirt.VIR_ERR_CPU_INCOMPATIBLE: errors.CpuIncompatible,
+    libvirt.VIR_ERR_OPERATION_ABORTED: errors.MigrationAborted,
 }
 
 

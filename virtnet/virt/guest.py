@@ -28,6 +28,11 @@ class Guest:
         self.uri = uri
 
     @property
+    def domain(self) -> libvirt.virDomain:
+        """The libvirt object, for the other modules of virtnet.virt."""
+        return self._dom
+
+    @property
     def name(self) -> str:
         return str(self._dom.name())
 
@@ -58,12 +63,30 @@ class Guest:
         with libvirt_errors(self.uri):
             return bool(self._dom.isPersistent())
 
-    def xml(self, *, inactive: bool = False, secure: bool = False) -> str:
-        flags = (libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0) | (
-            libvirt.VIR_DOMAIN_XML_SECURE if secure else 0
+    def xml(self, *, inactive: bool = False, secure: bool = False, migratable: bool = False) -> str:
+        """The domain XML; `migratable` leaves out what only this host's libvirt may write."""
+        flags = (
+            (libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0)
+            | (libvirt.VIR_DOMAIN_XML_SECURE if secure else 0)
+            | (libvirt.VIR_DOMAIN_XML_MIGRATABLE if migratable else 0)
         )
         with libvirt_errors(self.uri):
             return str(self._dom.XMLDesc(flags))
+
+    def metadata(self, namespace: str) -> str | None:
+        """Our element in <metadata> under `namespace`, or None when there is none."""
+        try:
+            return str(self._dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                return None
+            raise translate(err, self.uri) from None
+
+    def set_metadata(self, namespace: str, prefix: str, xml: str) -> None:
+        """Store an element in <metadata>, in the running domain and in its definition."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if self.is_active else 0)
+        with libvirt_errors(self.uri):
+            self._dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, prefix, namespace, flags)
 
     def start(self) -> None:
         with libvirt_errors(self.uri):

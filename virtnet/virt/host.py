@@ -30,15 +30,19 @@ class Host:
         self.uri = uri
 
     @classmethod
-    def open(cls, uri: str | None = None) -> Host:
+    def open(
+        cls,
+        uri: str | None = None,
+        *,
+        fix: str = "check that libvirtd runs there or pass another URI with -c",
+    ) -> Host:
         uri = uri or default_uri()
         try:
             conn = libvirt.open(uri)
         except libvirt.libvirtError as err:
             failure = translate(err, uri)
             raise ConnectionFailed(
-                f"cannot connect to libvirt at {uri}: {err.get_error_message()}; "
-                "check that libvirtd runs there or pass another URI with -c",
+                f"cannot connect to libvirt at {uri}: {err.get_error_message()}; {fix}",
                 code=failure.code,
                 uri=uri,
             ) from None
@@ -102,6 +106,14 @@ class Host:
             raise DomainNotFound(f"no domain {name!r} on {self.uri}; see `virtnet list --all`", uri=self.uri)
         return guest
 
+    def find_uuid(self, uuid: str) -> Guest | None:
+        try:
+            return Guest(self.conn.lookupByUUIDString(uuid), self.uri)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise translate(err, self.uri) from None
+
     def guests(self) -> list[Guest]:
         """Every domain, running or defined, sorted by name."""
         with libvirt_errors(self.uri):
@@ -113,6 +125,25 @@ class Host:
         with libvirt_errors(self.uri):
             dom = self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         return Guest(dom, self.uri)
+
+    def free_hugepages(self, page_kib: int) -> int:
+        """Free pages of that size on the host, summed over its NUMA cells, as libvirt reads them."""
+        with libvirt_errors(self.uri):
+            cells = self.conn.getInfo()[4] or 1
+            free = self.conn.getFreePages([page_kib], 0, cells, 0)
+        return sum(int(sizes.get(page_kib, 0)) for sizes in free.values())
+
+    def online_cpus(self) -> frozenset[int]:
+        with libvirt_errors(self.uri):
+            _count, online, _n_online = self.conn.getCPUMap(0)
+        return frozenset(cpu for cpu, up in enumerate(online) if up)
+
+    def compare_cpu(self, cpu_xml: str, *, virt_type: str, arch: str, machine: str | None) -> None:
+        """Raise with libvirt's reason when this host's hypervisor cannot provide that guest CPU."""
+        with libvirt_errors(self.uri):
+            self.conn.compareHypervisorCPU(
+                None, arch, machine, virt_type, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
+            )
 
     def qemu_owner(self, virt_type: str) -> QemuOwner | None:
         """The uid:gid libvirt runs QEMU as (the DAC base label), or None when it does not say."""

@@ -1,0 +1,1 @@
+"""Live migration: policy, preflight, destination XML, the watched job and its report."""

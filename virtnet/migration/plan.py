@@ -1,0 +1,113 @@
+"""From what the user asked (MigrationRequest) to what runs (Plan): the policy plus explicit options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from virtnet.errors import InputError
+from virtnet.migration import policy
+from virtnet.migration.policy import Choice, PolicyName, Situation
+from virtnet.virt.guest import Guest
+from virtnet.virt.migration import Compression, MigrationOptions, measure_dirty_rate
+
+PolicyChoice = Literal["auto", "precopy", "multifd", "auto-converge", "postcopy"]
+OnTimeout = Literal["abort", "postcopy"]
+# Without --bandwidth the link is assumed to be 10 Gbit/s: the usual migration network.
+DEFAULT_LINK_MIB_S = 1192.0
+DIRTY_RATE_PERIOD_S = 1
+
+
+@dataclass(frozen=True)
+class MigrationRequest:
+    dest_uri: str
+    policy: PolicyChoice = "auto"
+    parallel: int | None = None
+    auto_converge: bool = False
+    postcopy: bool = False
+    postcopy_after: int | None = None
+    compress: Compression | None = None
+    bandwidth_mib_s: int | None = None
+    max_downtime_ms: int | None = None
+    copy_storage: bool = False
+    timeout_s: float | None = None
+    on_timeout: OnTimeout = "abort"
+    link_mib_s: float = DEFAULT_LINK_MIB_S
+    dest_socket_dir: Path | None = None
+    dest_cpus: frozenset[int] | None = None
+    dest_ovsdb: str | None = None
+
+    def validate(self) -> None:
+        """Refuse contradictory options before anything is read or measured."""
+        if self.on_timeout == "postcopy" and self.timeout_s is None:
+            raise InputError("--on-timeout postcopy: give --timeout SECONDS too")
+        if self.parallel is not None and self.compress is not None:
+            raise InputError(
+                "--parallel with --compress xbzrle: QEMU's multifd channels do not use xbzrle; choose one"
+            )
+
+    @property
+    def wants_postcopy(self) -> bool:
+        """Whether the user asked for post-copy in any form."""
+        return (
+            self.policy == "postcopy"
+            or self.postcopy
+            or self.postcopy_after is not None
+            or self.on_timeout == "postcopy"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    choice: Choice
+    options: MigrationOptions
+    dirty_mib_s: float | None = None
+    postcopy_after: int | None = None  # switch to post-copy once this many rounds are done
+    timeout_s: float | None = None
+    on_timeout: OnTimeout = "abort"
+
+
+def make_plan(
+    request: MigrationRequest, guest: Guest, *, memory_mib: int, postcopy_unsafe: str | None
+) -> Plan:
+    if request.wants_postcopy and postcopy_unsafe is not None:
+        raise InputError(
+            f"--postcopy: post-copy is unsafe for {guest.name!r}: {postcopy_unsafe}; "
+            "or migrate without post-copy (--policy auto-converge)"
+        )
+    dirty = None
+    if request.policy == "auto":
+        dirty = measure_dirty_rate(guest, DIRTY_RATE_PERIOD_S)
+        capped = request.bandwidth_mib_s is not None
+        link = float(request.bandwidth_mib_s) if capped else request.link_mib_s  # type: ignore[arg-type]
+        choice = policy.choose(Situation(dirty, link, capped, memory_mib, postcopy_unsafe))
+    else:
+        choice = policy.explicit(_policy_name(request.policy))
+    postcopy_after = request.postcopy_after
+    if postcopy_after is None:
+        postcopy_after = choice.postcopy_after
+    if postcopy_after is None and request.postcopy and request.on_timeout != "postcopy":
+        postcopy_after = policy.POSTCOPY_AFTER_ROUNDS  # --postcopy alone: switch after a few rounds
+    options = MigrationOptions(
+        parallel=request.parallel or choice.parallel,
+        auto_converge=request.auto_converge or choice.auto_converge,
+        postcopy=postcopy_after is not None or request.on_timeout == "postcopy",
+        compress=request.compress,
+        bandwidth_mib_s=request.bandwidth_mib_s,
+        max_downtime_ms=request.max_downtime_ms,
+        copy_storage=request.copy_storage,
+    )
+    return Plan(
+        choice=choice,
+        options=options,
+        dirty_mib_s=dirty,
+        postcopy_after=postcopy_after,
+        timeout_s=request.timeout_s,
+        on_timeout=request.on_timeout,
+    )
+
+
+def _policy_name(name: PolicyChoice) -> PolicyName:
+    assert name != "auto"
+    return name

@@ -1,0 +1,216 @@
+"""Checks on both hosts before a migration changes anything; each failure is one line with the fix.
+
+They read the destination through its own libvirt (free hugepages, CPUs, the CPU model) and its own
+OVS, so they hold for a real remote host as much as for a lab host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from virtnet import socketdir
+from virtnet.errors import CpuIncompatible, DomainExists, HostNotReady, InputError, InvalidDomainState
+from virtnet.ovs import switch
+from virtnet.ovs.connection import Ovsdb
+from virtnet.spec.derived import pinned_cpusets
+from virtnet.spec.models import VMSpec
+from virtnet.units import format_cpuset
+from virtnet.virt.guest import Guest
+from virtnet.virt.host import Host
+
+POSTCOPY_KEY = "vhost-postcopy-support"
+
+
+@dataclass(frozen=True)
+class Sides:
+    """The guest on the source, and what it becomes on the destination."""
+
+    source: Host
+    guest: Guest
+    xml: str  # the live XML on the source
+    dest: Host
+    dest_spec: VMSpec | None  # None for a domain virtnet did not make
+    dest_db: Ovsdb | None  # the destination's OVS, when the guest has ports there
+
+
+def run_checks(sides: Sides) -> list[str]:
+    """Every check, in order; return what each verified, for --dry-run."""
+    return [
+        _running(sides),
+        _distinct_hosts(sides),
+        _no_clash(sides),
+        _cpu_model(sides),
+        _hugepages(sides),
+        _pinned_cpus(sides),
+        _switch(sides),
+        _socket_dirs(sides),
+    ]
+
+
+def postcopy_unsafe(sides: Sides) -> str | None:
+    """Why post-copy could lose the guest's network, or None when it is safe.
+
+    During post-copy the destination's vhost-user backend reads guest memory that has not arrived
+    yet; OVS handles those faults only with other_config:vhost-postcopy-support=true.
+    """
+    root = etree.fromstring(sides.xml.encode())
+    if not root.xpath("devices/interface[@type='vhostuser']"):
+        return None
+    spec = sides.dest_spec
+    if spec is None or any(not nic.ovs for nic in spec.vhost_user_nics):
+        return "a vhost-user NIC has a backend other than virtnet's OVS, which may not handle post-copy"
+    if sides.dest_db is None:
+        return "the destination's OVS was not consulted"
+    value = switch.dpdk_state(sides.dest_db).other_config.get(POSTCOPY_KEY, "false")
+    if value != "true":
+        return (
+            f"the guest has vhost-user NICs and OVS at {sides.dest_db.remote} has "
+            f"other_config:{POSTCOPY_KEY}={value}; set it to true there and restart ovs-vswitchd"
+        )
+    return None
+
+
+def _running(sides: Sides) -> str:
+    if not sides.guest.is_active:
+        raise InvalidDomainState(
+            f"domain {sides.guest.name!r} is not running; live migration moves a running guest "
+            f"(start it with `virtnet start {sides.guest.name}`)",
+            uri=sides.source.uri,
+        )
+    return f"{sides.guest.name} runs on {sides.source.uri}"
+
+
+def _distinct_hosts(sides: Sides) -> str:
+    source, dest = _host_uuid(sides.source), _host_uuid(sides.dest)
+    if source == dest:
+        raise InputError(
+            f"{sides.dest.uri} is the same host as {sides.source.uri} (host UUID {source}); "
+            "give another host's URI"
+        )
+    return f"{sides.dest.uri} is another host ({dest})"
+
+
+def _no_clash(sides: Sides) -> str:
+    name, uuid = sides.guest.name, sides.guest.uuid
+    fix = f"remove it there (virsh -c {sides.dest.uri} undefine {name}) or migrate another guest"
+    same_name = sides.dest.find(name)
+    if same_name is not None:
+        raise DomainExists(
+            f"a domain named {name!r} already exists on {sides.dest.uri} (UUID {same_name.uuid}); {fix}",
+            uri=sides.dest.uri,
+        )
+    same_uuid = sides.dest.find_uuid(uuid)
+    if same_uuid is not None:
+        raise DomainExists(
+            f"domain {same_uuid.name!r} on {sides.dest.uri} has this guest's UUID {uuid}; {fix}",
+            uri=sides.dest.uri,
+        )
+    return f"no domain named {name} or with UUID {uuid} on {sides.dest.uri}"
+
+
+def _cpu_model(sides: Sides) -> str:
+    root = etree.fromstring(sides.xml.encode())
+    cpu = root.find("cpu")
+    os_type = root.find("os/type")
+    arch = os_type.get("arch", "x86_64") if os_type is not None else "x86_64"
+    machine = os_type.get("machine") if os_type is not None else None
+    if cpu is not None and cpu.get("mode") == "host-passthrough":
+        # The guest sees the source's own CPU: the destination must offer all of it.
+        cpu = etree.fromstring(sides.source.capabilities_xml().encode()).find("host/cpu")
+        what = "the source host's CPU (host-passthrough)"
+    elif cpu is not None and cpu.find("model") is not None:
+        cpu = _without(cpu, ("numa", "topology", "cache"))
+        what = f"CPU model {cpu.findtext('model')}"
+    else:
+        cpu = None
+    if cpu is None:
+        return "the guest uses the hypervisor's default CPU model: nothing to compare"
+    try:
+        sides.dest.compare_cpu(
+            etree.tostring(cpu, encoding="unicode"),
+            virt_type=root.get("type", "kvm"),
+            arch=arch,
+            machine=machine,
+        )
+    except CpuIncompatible as err:
+        raise CpuIncompatible(
+            f"{sides.dest.uri} cannot provide {what}: {err}; migrate to a host with a compatible CPU "
+            "or define the guest with a baseline CPU model",
+            uri=sides.dest.uri,
+        ) from None
+    return f"{sides.dest.uri} provides {what}"
+
+
+def _hugepages(sides: Sides) -> str:
+    root = etree.fromstring(sides.xml.encode())
+    if root.find("memoryBacking/hugepages") is None:
+        return "the guest does not use hugepages"
+    page = root.find("memoryBacking/hugepages/page")
+    page_kib = int(page.get("size", "2048")) if page is not None else 2048  # the host's default size
+    unit = page.get("unit", "KiB") if page is not None else "KiB"
+    page_kib *= {"KiB": 1, "k": 1, "MiB": 1024, "M": 1024, "GiB": 1024 * 1024, "G": 1024 * 1024}.get(unit, 1)
+    memory_kib = int(root.findtext("memory") or 0)
+    needed = -(-memory_kib // page_kib)
+    free = sides.dest.free_hugepages(page_kib)
+    if free < needed:
+        raise HostNotReady(
+            f"{sides.dest.uri} has {free} free hugepages of {page_kib} KiB, the guest needs {needed}; "
+            f"free some there or add them (virtnet host prepare --hugepages ...) and try again"
+        )
+    return f"{sides.dest.uri} has {free} free {page_kib} KiB hugepages, the guest needs {needed}"
+
+
+def _pinned_cpus(sides: Sides) -> str:
+    if sides.dest_spec is None or not pinned_cpusets(sides.dest_spec):
+        return "the guest is not pinned"
+    online = sides.dest.online_cpus()
+    for path, cpus in pinned_cpusets(sides.dest_spec):
+        missing = cpus - online
+        if missing:
+            raise HostNotReady(
+                f"{path}: host CPU {format_cpuset(missing)} is not online on {sides.dest.uri} "
+                f"(online: {format_cpuset(online)}); map the pins with --dest-cpus"
+            )
+    return f"the pinned CPUs are online on {sides.dest.uri}"
+
+
+def _switch(sides: Sides) -> str:
+    if sides.dest_db is None or sides.dest_spec is None:
+        return "the guest has no ports on OVS"
+    switch.check_can_carry(sides.dest_db, sides.dest_spec)
+    return f"OVS at {sides.dest_db.remote} can carry the guest's vhost-user ports"
+
+
+def _socket_dirs(sides: Sides) -> str:
+    spec = sides.dest_spec
+    if spec is None or not spec.vhost_user_nics:
+        return "the guest has no vhost-user sockets"
+    if not sides.dest.is_local:
+        return f"socket directories on {sides.dest.uri} are out of reach: its QEMU reports problems"
+    owner = sides.dest.qemu_owner("kvm") or sides.dest.qemu_owner("qemu")
+    directories = sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics})
+    for directory in directories:
+        if owner is not None and directory.exists():
+            socketdir.check(directory, owner)
+        elif not directory.parent.is_dir():
+            raise HostNotReady(
+                f"vhost-user socket directory {directory} cannot be made: {directory.parent} does not exist; "
+                "create it or choose another with --dest-socket-dir"
+            )
+    return f"socket directories ready: {', '.join(map(str, directories))}"
+
+
+def _host_uuid(host: Host) -> str:
+    caps = etree.fromstring(host.capabilities_xml().encode())
+    return caps.findtext("host/uuid") or host.uri
+
+
+def _without(element: etree._Element, tags: tuple[str, ...]) -> etree._Element:
+    copy = etree.fromstring(etree.tostring(element))
+    for tag in tags:
+        for child in copy.findall(tag):
+            copy.remove(child)
+    return copy

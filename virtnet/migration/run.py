@@ -1,0 +1,312 @@
+"""One live migration, in order, with nothing half-done:
+
+preflight on both hosts -> policy -> destination XML -> the guest's ports on the destination's OVS
+(QEMU there will serve the sockets they connect to) -> the libvirt job, watched -> on success the
+source's ports go and the report is stored on the destination; on failure the destination's ports
+go and the guest keeps running on the source with its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from lxml import etree
+
+from virtnet import network
+from virtnet.errors import (
+    HypervisorError,
+    InputError,
+    MigrationAborted,
+    MigrationFailed,
+    OvsdbError,
+    VirtnetError,
+)
+from virtnet.inventory import spec_of_xml
+from virtnet.migration.destination import Relocation, relocated_spec, relocated_xml, relocation
+from virtnet.migration.plan import MigrationRequest, Plan, make_plan
+from virtnet.migration.preflight import Sides, postcopy_unsafe, run_checks
+from virtnet.migration.report import MIGRATION_NS, MIGRATION_PREFIX, MigrationReport, stats_fields
+from virtnet.ovs import vmports
+from virtnet.ovs.connection import Ovsdb, default_remote
+from virtnet.spec.models import VMSpec
+from virtnet.virt.guest import Guest
+from virtnet.virt.host import Host
+from virtnet.virt.migration import JobStats, MigrationJob, completed_stats
+
+POLL_S = 0.5
+
+
+class Watcher(Protocol):
+    """Where progress goes (the CLI's progress bar); every method is called from the main thread."""
+
+    def sample(self, stats: JobStats) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class _Quiet:
+    def sample(self, stats: JobStats) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    checks: list[str]
+    moves: Relocation
+    dest_ports: list[str]
+    report: MigrationReport | None = None  # None for --dry-run
+    dest_xml: str = ""
+    cleanup_note: str = ""  # what became of the source's ports
+
+
+@dataclass
+class _JobResult:
+    error: BaseException | None = None
+    last: JobStats = field(default_factory=dict)
+    switched: bool = False
+    stopped_by: str | None = None  # "timeout" or "interrupt" when virtnet aborted the job
+    wall_s: float = 0.0
+
+
+def migrate(
+    source: Host,
+    name: str,
+    request: MigrationRequest,
+    *,
+    ovsdb: str | None = None,
+    dry_run: bool = False,
+    watcher: Watcher | None = None,
+) -> Outcome:
+    request.validate()
+    watcher = watcher or _Quiet()
+    guest = source.lookup(name)
+    xml = guest.xml(secure=True)
+    spec = spec_of_xml(xml)
+    moves = relocation(spec, request.dest_socket_dir, request.dest_cpus)
+    dest_spec = relocated_spec(spec, moves) if spec is not None else None
+    with _destination(request.dest_uri) as dest:
+        dest_remote = _dest_remote(request, dest)
+        with _ovs(dest_spec, dest_remote) as dest_db:
+            sides = Sides(source, guest, xml, dest, dest_spec, dest_db)
+            outcome = _migrate(sides, request, moves, dry_run=dry_run, watcher=watcher)
+    if outcome.report is not None:
+        outcome.cleanup_note = _remove_source_ports(spec, guest.uuid, ovsdb or default_remote(), dest_remote)
+    return outcome
+
+
+def _migrate(
+    sides: Sides, request: MigrationRequest, moves: Relocation, *, dry_run: bool, watcher: Watcher
+) -> Outcome:
+    source, guest, dest = sides.source, sides.guest, sides.dest
+    dest_spec, dest_db = sides.dest_spec, sides.dest_db
+    checks = run_checks(sides)
+    memory_mib = int(etree.fromstring(sides.xml.encode()).findtext("memory") or 0) // 1024
+    plan = make_plan(request, guest, memory_mib=memory_mib, postcopy_unsafe=postcopy_unsafe(sides))
+    dest_xml = relocated_xml(guest.xml(secure=True, migratable=True), moves, dest_spec)
+    persist_xml = relocated_xml(guest.xml(inactive=True, secure=True, migratable=True), moves, dest_spec)
+    ports = [p.name for p in vmports.planned_ports(dest_spec, guest.uuid)] if dest_db and dest_spec else []
+    outcome = Outcome(plan, checks, moves, ports, dest_xml=dest_xml)
+    if dry_run:
+        return outcome
+    net = network.prepare(dest, dest_spec, guest.uuid, dest_db) if dest_spec is not None else None
+    if ports:
+        watcher.note(f"created port(s) {', '.join(ports)} on the destination's OVS")
+    result = _run_job(MigrationJob(guest), request.dest_uri, plan, dest_xml, persist_xml, watcher)
+    if result.error is not None:
+        raise _failed(result, guest, source, dest, lambda: _undo(net, dest_db))
+    dest_guest = dest.lookup(guest.name)
+    outcome.report = _report(source, dest_guest, plan, result)
+    try:
+        dest_guest.set_metadata(MIGRATION_NS, MIGRATION_PREFIX, outcome.report.to_xml())
+    except HypervisorError as err:  # the guest moved: a report that cannot be stored is no failure
+        watcher.note(f"could not store the report in the domain's metadata: {err}")
+    return outcome
+
+
+@contextlib.contextmanager
+def _destination(uri: str) -> Iterator[Host]:
+    fix = (
+        "check that the destination's libvirtd runs and listens; "
+        "nothing was changed, the guest still runs on the source"
+    )
+    with Host.open(uri, fix=fix) as dest:
+        yield dest
+
+
+def _dest_remote(request: MigrationRequest, dest: Host) -> str:
+    """The destination's OVS: --dest-ovsdb, or the default socket when the destination is this machine."""
+    if request.dest_ovsdb:
+        return request.dest_ovsdb
+    if dest.is_local:
+        return default_remote()
+    return ""  # asked for only when the guest has ports there (see _ovs)
+
+
+@contextlib.contextmanager
+def _ovs(spec: VMSpec | None, remote: str) -> Iterator[Ovsdb | None]:
+    if spec is None or not spec.ovs_nics:
+        yield None
+        return
+    if not remote:
+        raise InputError(
+            "--dest-ovsdb: the guest has vhost-user ports on OVS and the destination is another machine; "
+            "give its OVSDB, e.g. --dest-ovsdb tcp:HOST:6640"
+        )
+    with Ovsdb(remote) as db:
+        yield db
+
+
+def _run_job(
+    job: MigrationJob, dest_uri: str, plan: Plan, dest_xml: str, persist_xml: str, watcher: Watcher
+) -> _JobResult:
+    """Run the libvirt job in a worker thread and steer it from this one.
+
+    The job blocks inside libvirt for its whole length; signals reach only the main thread, so the
+    main thread polls (progress, post-copy switch, timeout) and turns Ctrl-C into abortJob().
+    """
+    result = _JobResult()
+
+    def work() -> None:
+        try:
+            job.run(dest_uri, plan.options, dest_xml=dest_xml, persist_xml=persist_xml)
+        except BaseException as err:  # handed to the main thread
+            result.error = err
+
+    worker = threading.Thread(target=work, name="migration-job", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(POLL_S)
+            _steer(job, plan, result, watcher, time.monotonic() - started)
+    except KeyboardInterrupt:
+        result.stopped_by = "interrupt"
+        watcher.note("interrupted: aborting the migration job")
+        _abort(job)
+        worker.join()
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def _steer(job: MigrationJob, plan: Plan, result: _JobResult, watcher: Watcher, elapsed: float) -> None:
+    stats = job.stats()
+    if stats is None:
+        return
+    if stats.get("data_total"):
+        result.last = stats
+        watcher.sample(stats)
+    iteration = int(stats.get("memory_iteration", 0))
+    if not result.switched and plan.postcopy_after is not None and iteration >= plan.postcopy_after:
+        _switch_to_postcopy(job, result, watcher, f"after {iteration} pre-copy rounds")
+    if plan.timeout_s is not None and elapsed >= plan.timeout_s and result.stopped_by is None:
+        if plan.on_timeout == "postcopy" and not result.switched:
+            _switch_to_postcopy(job, result, watcher, f"--timeout {plan.timeout_s:g} s reached")
+        elif not result.switched:
+            result.stopped_by = "timeout"
+            watcher.note(f"--timeout {plan.timeout_s:g} s reached: aborting the migration job")
+            _abort(job)
+
+
+def _switch_to_postcopy(job: MigrationJob, result: _JobResult, watcher: Watcher, why: str) -> None:
+    try:
+        job.start_postcopy()
+    except HypervisorError as err:
+        watcher.note(f"post-copy switch refused ({err}); pre-copy goes on")
+        return
+    result.switched = True
+    watcher.note(f"switched to post-copy {why}")
+
+
+def _abort(job: MigrationJob) -> None:
+    with contextlib.suppress(HypervisorError):  # the job may have finished meanwhile
+        job.abort()
+
+
+def _failed(
+    result: _JobResult, guest: Guest, source: Host, dest: Host, undo: Callable[[], None]
+) -> VirtnetError:
+    err = result.error
+    assert err is not None
+    if not isinstance(err, HypervisorError):
+        raise err  # a bug: keep its traceback
+    if result.switched:
+        # After the switch the guest's memory is split between the hosts: neither side may be
+        # cleaned up. libvirt pauses both; post-copy recovery continues it.
+        return MigrationFailed(
+            f"migration of {guest.name!r} failed after the switch to post-copy: {err}; the guest is "
+            f"paused on both hosts with its memory split between them; resume it with `virsh -c "
+            f"{source.uri} migrate --postcopy --postcopy-resume --p2p {guest.name} {dest.uri}`",
+            code=err.code,
+            uri=source.uri,
+        )
+    undo()
+    left = "still runs on the source with its ports" if guest.is_active else f"is {guest.state} on the source"
+    how = {
+        "timeout": "the --timeout was reached",
+        "interrupt": "it was interrupted",
+    }.get(result.stopped_by or "", "")
+    cause = f"{how} ({err})" if how else str(err)
+    cls = MigrationAborted if result.stopped_by or isinstance(err, MigrationAborted) else MigrationFailed
+    return cls(
+        f"migration of {guest.name!r} to {dest.uri} did not complete: {cause}; the guest {left}, "
+        "and nothing of it is left on the destination",
+        code=err.code,
+        uri=source.uri,
+    )
+
+
+def _undo(change: network.NetworkChange | None, db: Ovsdb | None) -> None:
+    if change is not None:
+        network.undo(change, db)
+
+
+def _report(source: Host, dest_guest: Guest, plan: Plan, result: _JobResult) -> MigrationReport:
+    """The report from the destination's completed-job statistics, or the last sample without them."""
+    stats = completed_stats(dest_guest)
+    stats_from = "destination"
+    if not stats.get("time_elapsed"):
+        stats, stats_from = result.last, "last sample (the destination keeps none after post-copy)"
+    values = stats_fields(stats)
+    if not values["total_ms"]:
+        values["total_ms"] = round(result.wall_s * 1000)
+    return MigrationReport(
+        source=source.uri,
+        destination=dest_guest.uri,
+        policy=plan.choice.policy,
+        reason=plan.choice.reason,
+        dirty_rate_mib_s=None if plan.dirty_mib_s is None else round(plan.dirty_mib_s, 1),
+        flags=" ".join(plan.options.flag_names()),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        stats_from=stats_from,
+        postcopy_switched=result.switched,
+        wall_ms=round(result.wall_s * 1000),
+        **values,
+    )
+
+
+def _remove_source_ports(spec: VMSpec | None, uuid: str, remote: str, dest_remote: str) -> str:
+    """The guest left: its ports on the source's OVS go, unless that OVS is the destination's too.
+
+    The guest already runs on the destination, so a failure here is reported, not raised: `virtnet
+    switch gc` on the source removes the ports later.
+    """
+    if spec is None or not spec.ovs_nics:
+        return ""
+    if remote == dest_remote:
+        return f"source and destination share OVS at {remote}: ports kept"
+    try:
+        with Ovsdb(remote) as db:
+            removed = vmports.remove(db, uuid)
+    except OvsdbError as err:
+        return f"could not remove the guest's ports from the source's OVS ({err}); run `virtnet switch gc`"
+    return f"removed port(s) {', '.join(removed)} from the source's OVS at {remote}"
