@@ -58,6 +58,13 @@ def test_each_option_maps_to_its_flag_and_param(
     assert options.params() == params
 
 
+def test_the_bandwidth_cap_holds_after_the_post_copy_switch_too() -> None:
+    assert MigrationOptions(bandwidth_mib_s=100, postcopy=True).params() == {
+        libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: 100,
+        libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY: 100,
+    }
+
+
 def test_destination_xml_goes_as_live_and_persistent_params() -> None:
     params = MigrationOptions().params(dest_xml="<live/>", persist_xml="<config/>")
     assert params[libvirt.VIR_MIGRATE_PARAM_DEST_XML] == "<live/>"

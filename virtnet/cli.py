@@ -383,7 +383,7 @@ def show(
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
-    from virtnet.inventory import spec_of, view
+    from virtnet.inventory import last_migration, spec_of, view
     from virtnet.spec.codec import dump_spec
     from virtnet.summary import describe_spec
 
@@ -396,8 +396,13 @@ def show(
             return
         state = view(guest)
         spec = spec_of(guest)
+        migration = last_migration(guest)
     if as_json:
-        data = {"domain": state.as_dict(), "spec": json.loads(dump_spec(spec)) if spec else None}
+        data = {
+            "domain": state.as_dict(),
+            "spec": json.loads(dump_spec(spec)) if spec else None,
+            "last_migration": asdict(migration) if migration else None,
+        }
         typer.echo(json.dumps(data, indent=2))
         return
     rows = [
@@ -415,6 +420,14 @@ def show(
             ("Memory", format_size(state.memory_kib * KIB)),
         ]
     )
+    if migration:
+        rows.append(
+            (
+                "Last migration",
+                f"{migration.finished_at} from {migration.source}: {migration.policy}, total "
+                f"{migration.total_ms} ms, downtime {migration.downtime_ms} ms",
+            )
+        )
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         typer.echo(f"{label + ':':<{width}} {value}")

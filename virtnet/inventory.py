@@ -8,6 +8,7 @@ from lxml import etree
 
 from virtnet.domxml.metadata import VIRTNET_NS
 from virtnet.errors import SpecError, VirtnetError
+from virtnet.migration.report import MIGRATION_NS, MigrationReport
 from virtnet.spec.codec import load_spec
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
@@ -65,3 +66,9 @@ def spec_of_xml(xml: str) -> VMSpec | None:
 
 def spec_of(guest: Guest) -> VMSpec | None:
     return spec_of_xml(guest.xml(secure=True))
+
+
+def last_migration(guest: Guest) -> MigrationReport | None:
+    """The report `virtnet migrate` stored in the domain's metadata, if it moved here that way."""
+    xml = guest.metadata(MIGRATION_NS)
+    return MigrationReport.from_xml(xml) if xml else None

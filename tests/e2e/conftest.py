@@ -15,7 +15,7 @@ from lab_support import LabClient
 
 from virtnet.lab.lab import Lab
 
-E2E_HOSTS = 1
+E2E_HOSTS = 2  # two hosts for migration
 # Two test runs at once (say, two worktrees) need distinct labs: names and loopback addresses.
 E2E_PREFIX = os.environ.get("VIRTNET_E2E_PREFIX", "vnte2e")
 E2E_ADDRESS = os.environ.get("VIRTNET_E2E_ADDRESS", "127.0.0.20")
@@ -40,9 +40,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture
 def lab0(lab: Lab, tmp_path: Path) -> Iterator[LabClient]:
+    yield from _client(lab, 0, tmp_path)
+
+
+@pytest.fixture
+def lab1(lab: Lab, tmp_path: Path) -> Iterator[LabClient]:
+    yield from _client(lab, 1, tmp_path)
+
+
+def _client(lab: Lab, index: int, workdir: Path) -> Iterator[LabClient]:
+    """A client for one lab host; domains and ports the test left behind are removed afterwards."""
     state = lab.load()
     assert state is not None
-    client = LabClient(lab, state.hosts[0], tmp_path)
+    client = LabClient(lab, state.hosts[index], workdir)
     before = set(client.virsh("list", "--all", "--name").stdout.split())
     yield client
     for name in client.virsh("list", "--all", "--name").stdout.split():

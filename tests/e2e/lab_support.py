@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from virtnet.lab import libvirtd
 from virtnet.lab.guest_image import guest_cmdline
 from virtnet.lab.hugepages import meminfo
 from virtnet.lab.lab import Lab, LabHost
+from virtnet.lab.namespace import nsenter
+from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
 
 
 class LabClient:
@@ -55,6 +61,9 @@ class LabClient:
         emulator: str | None = None,
         memory: str = "256MiB",
         bridge: str = "br0",
+        dirty_mib: int = 0,
+        vhost_user: bool = True,
+        hugepages: bool = True,
     ) -> Path:
         """A spec file for a test guest on this host, in the walkthrough's vhost-user shape."""
         spec: dict[str, Any] = {
@@ -69,7 +78,7 @@ class LabClient:
             "boot": {
                 "kernel": str(self.lab.guest_dir / "vmlinuz"),
                 "initrd": str(self.lab.guest_dir / "initrd.gz"),
-                "cmdline": guest_cmdline(ips=ips, ping=ping),
+                "cmdline": guest_cmdline(ips=ips, ping=ping, dirty_mib=dirty_mib),
             },
             "nics": [
                 {
@@ -82,6 +91,10 @@ class LabClient:
             ],
             "console": {"type": "pty", "log": str(self.console_log(name))},
         }
+        if not hugepages:
+            spec["memory"] = {"size": memory}
+        if not vhost_user:
+            spec["nics"] = []
         if pin or emulator:
             spec["cpu"]["pinning"] = {"vcpus": pin or {}, **({"emulator": emulator} if emulator else {})}
         path = self.workdir / f"{name}.toml"
@@ -99,6 +112,12 @@ class LabClient:
             time.sleep(0.25)
         raise AssertionError(f"{name}: no {marker!r} on the console in {timeout:g} s:\n{text[-2000:]}")
 
+    def ticks(self, name: str) -> list[int]:
+        """The guest's console counter so far (VIRTNET-TICK n, once a second)."""
+        log = self.console_log(name)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return [int(n) for n in re.findall(r"VIRTNET-TICK (\d+)", text)]
+
     def qemu_pid(self, name: str) -> int:
         pidfile = Path(f"/proc/{self.host.holder_pid}/root/run/libvirt/qemu/{name}.pid")
         return int(pidfile.read_text())
@@ -113,3 +132,15 @@ def _run(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+@contextmanager
+def libvirtd_stopped(host: LabHost) -> Iterator[None]:
+    """The host's libvirtd really down (stopped by its PID), started again afterwards."""
+    pidfile = Path(host.dir) / "libvirtd.pid"
+    stop_pid(read_pid(pidfile))
+    try:
+        yield
+    finally:
+        run([*nsenter(host.holder_pid), "libvirtd", "-d", "--listen", "-p", str(pidfile)])
+        libvirtd.wait_until_answering(host.uri, wait_for_pidfile(pidfile), Path(host.dir), 60)

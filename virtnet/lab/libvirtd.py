@@ -61,7 +61,7 @@ def start(host_dir: Path, holder_pid: int, uri: str, *, timeout: float = 60.0) -
     virtlogd = wait_for_pidfile(host_dir / "virtlogd.pid")
     run([*enter, "libvirtd", "-d", "--listen", "-p", str(host_dir / "libvirtd.pid")])
     libvirtd = wait_for_pidfile(host_dir / "libvirtd.pid")
-    _wait_until_answering(uri, libvirtd, host_dir, timeout)
+    wait_until_answering(uri, libvirtd, host_dir, timeout)
     return virtlogd, libvirtd
 
 
@@ -80,7 +80,7 @@ def stop(host_dir: Path, holder_pid: int | None, uri: str, capcache: Path) -> No
     stop_pid(read_pid(host_dir / "virtlogd.pid"))
 
 
-def _wait_until_answering(uri: str, pid: int, host_dir: Path, timeout: float) -> None:
+def wait_until_answering(uri: str, pid: int, host_dir: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):

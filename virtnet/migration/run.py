@@ -9,6 +9,7 @@ go and the guest keeps running on the source with its own.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,6 +123,9 @@ def _migrate(
     if ports:
         watcher.note(f"created port(s) {', '.join(ports)} on the destination's OVS")
     result = _run_job(MigrationJob(guest), request.dest_uri, plan, dest_xml, persist_xml, watcher)
+    if result.error is None and not _landed(source, dest, guest.name):
+        # libvirt 9.0 returns success from a peer-to-peer job aborted early; believe the hosts.
+        result.error = MigrationAborted("the job ended with the guest still on the source", uri=source.uri)
     if result.error is not None:
         raise _failed(result, guest, source, dest, lambda: _undo(net, dest_db))
     dest_guest = dest.lookup(guest.name)
@@ -177,6 +181,9 @@ def _run_job(
     result = _JobResult()
 
     def work() -> None:
+        # Signals for the main thread only: a SIGINT landing in this thread's libvirt call made it
+        # return early, as if the migration had completed, while the job went on.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             job.run(dest_uri, plan.options, dest_xml=dest_xml, persist_xml=persist_xml)
         except BaseException as err:  # handed to the main thread
@@ -196,6 +203,13 @@ def _run_job(
         worker.join()
     result.wall_s = time.monotonic() - started
     return result
+
+
+def _landed(source: Host, dest: Host, name: str) -> bool:
+    """Whether the guest runs on the destination and no longer on the source."""
+    arrived = dest.find(name)
+    left = source.find(name)
+    return arrived is not None and arrived.is_active and (left is None or not left.is_active)
 
 
 def _steer(job: MigrationJob, plan: Plan, result: _JobResult, watcher: Watcher, elapsed: float) -> None:

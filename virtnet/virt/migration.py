@@ -19,7 +19,8 @@ running while its memory is copied. The table below is what each option turns in
 | --postcopy          | VIR_MIGRATE_POSTCOPY: allows the switch, which virDomainMigrate-     |
 |                     | StartPostCopy makes (--postcopy-after ITER, --on-timeout postcopy)  |
 | --compress xbzrle   | VIR_MIGRATE_COMPRESSED + VIR_MIGRATE_PARAM_COMPRESSION=xbzrle        |
-| --bandwidth MiB/s   | VIR_MIGRATE_PARAM_BANDWIDTH (MiB/s, a cap for the whole job)         |
+| --bandwidth MiB/s   | VIR_MIGRATE_PARAM_BANDWIDTH, and with post-copy also                 |
+|                     | VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY (MiB/s: a cap for the whole job)|
 | --max-downtime ms   | virDomainMigrateSetMaxDowntime before the job starts (there is no    |
 |                     | parameter for it)                                                    |
 | --copy-storage      | VIR_MIGRATE_NON_SHARED_DISK (copies the disks over NBD)              |
@@ -89,6 +90,8 @@ class MigrationOptions:
             params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = self.compress
         if self.bandwidth_mib_s:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = self.bandwidth_mib_s
+            if self.postcopy:  # post-copy has its own limit, unlimited unless set
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = self.bandwidth_mib_s
         if dest_xml is not None:
             params[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = dest_xml
         if persist_xml is not None:
