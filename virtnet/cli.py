@@ -461,11 +461,17 @@ def lab_up(
     hosts: Annotated[int, typer.Option(help="how many libvirt hosts (2 for migration)")] = 1,
     hugepages_mib: Annotated[int, typer.Option(help="2 MiB hugepages for guests, on top of OVS's")] = 1024,
     lab_dir: LabDir = DEFAULT_LAB_DIR,
+    prefix: Annotated[
+        str, typer.Option(help="names of the hosts and their namespaces: PREFIX0, PREFIX1, ...")
+    ] = "virtnet-lab",
+    address: Annotated[
+        str, typer.Option(help="loopback address of the first host; the next hosts take the next ones")
+    ] = "127.0.0.2",
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
     from virtnet.lab.lab import Lab
 
-    lab = Lab(lab_dir)
+    lab = Lab(lab_dir, prefix=prefix, first_address=address)
     state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
     typer.echo(
         "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
@@ -507,6 +513,7 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
         {
             "name": h.host.name,
             "uri": h.host.uri,
+            "local_uri": h.host.local_uri,
             "ovsdb": h.host.ovsdb,
             "vhost_dir": str(h.host.vhost_dir),
             "libvirtd": "up" if h.libvirtd else "DOWN",
@@ -523,6 +530,7 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
             f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
         )
+        typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
     typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 
