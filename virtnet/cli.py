@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,10 +129,10 @@ def load_spec_file(path: Path) -> VMSpec:
 
 
 @contextmanager
-def _host(ctx: typer.Context) -> Iterator[Host]:
+def _host(ctx: typer.Context, *, events: bool = False) -> Iterator[Host]:
     from virtnet.virt.host import Host
 
-    with Host.open(ctx.obj.uri) as host:
+    with Host.open(ctx.obj.uri, events=events) as host:
         yield host
 
 
@@ -299,6 +300,98 @@ def show(
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         typer.echo(f"{label + ':':<{width}} {value}")
+
+
+@command()
+def console(
+    ctx: typer.Context,
+    name: DomainName,
+    log: Annotated[
+        bool, typer.Option("--log", help="follow the output read-only, until Ctrl-C or the guest stops")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="take the console over from another client holding it")
+    ] = False,
+) -> None:
+    """The serial console, through libvirt's stream API as `virsh console`; Ctrl-] leaves."""
+    from virtnet.terminal import raw_mode
+    from virtnet.viewing import require_running, require_serial_console, viewables
+    from virtnet.virt.console import ConsoleSession
+
+    with _host(ctx, events=True) as host:
+        guest = host.lookup(name)
+        found = viewables(guest)
+        require_running(found)
+        require_serial_console(found)
+        keyboard = None if log else sys.stdin.fileno()
+        with ConsoleSession(guest, _write_stdout, input_fd=keyboard, force=force) as session:
+            if keyboard is None:
+                typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
+                try:
+                    reason = session.wait()
+                except KeyboardInterrupt:
+                    return
+            else:
+                typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
+                with raw_mode(keyboard):
+                    reason = session.wait()
+    if reason == "guest-stopped":
+        typer.echo(f"\nDomain '{name}' stopped; console closed", err=True)
+    elif reason in ("escape", "input-closed"):
+        typer.echo(f"\nDisconnected from domain '{name}'", err=True)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@command()
+def screenshot(
+    ctx: typer.Context,
+    name: DomainName,
+    file: Annotated[Path, typer.Argument(help="where to save it, e.g. vm.png", show_default=False)],
+    screen: Annotated[int, typer.Option(help="which head of a multi-head display")] = 0,
+) -> None:
+    """Save what the guest's display shows (PNG with QEMU 7.2, whatever FILE is called)."""
+    from virtnet import screenshot as shots
+    from virtnet.viewing import require_display, require_running, viewables
+
+    with _host(ctx) as host:
+        guest = host.lookup(name)
+        found = viewables(guest)
+        require_running(found)
+        require_display(found)
+        mime, data = guest.screenshot(screen)
+    image = shots.identify(data, mime)
+    shots.save(image, file)
+    typer.echo(f"Screenshot of '{name}' saved to {file}: {image.describe()}")
+    mismatch = shots.extension_mismatch(file, image)
+    if mismatch:
+        typer.echo(f"virtnet: warning: {mismatch}", err=True)
+
+
+@command()
+def view(
+    ctx: typer.Context,
+    name: DomainName,
+    viewer: Annotated[
+        str, typer.Option(help="auto (virt-viewer, else virt-manager), virt-viewer or virt-manager")
+    ] = "auto",
+) -> None:
+    """Open the graphical console in virt-viewer or virt-manager; returns when its window closes."""
+    from virtnet import viewer as viewers
+    from virtnet.viewing import require_graphics, viewables
+
+    with _host(ctx) as host:
+        found = viewables(host.lookup(name))
+        uri = host.uri
+    graphics = require_graphics(found)
+    launch = viewers.choose(viewer, uri, name, graphics)
+    typer.echo(f"Opening the graphical console of '{name}' ({graphics}) with {launch.viewer}")
+    if not found.running:
+        typer.echo(f"Domain '{name}' is not running: the console shows once it starts", err=True)
+    viewers.run(launch)
 
 
 def _cpuset_option(option: str, text: str | None) -> frozenset[int] | None:

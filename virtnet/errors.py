@@ -104,3 +104,35 @@ class SwitchNotReady(InputError):
 
 class HostNotReady(InputError):
     """The host lacks what the VM needs (hugepages, CPUs...); the message says how to provide it."""
+
+
+class DomainNotRunning(InputError):
+    """The command needs a running domain (console, screenshot)."""
+
+
+class NoDisplay(InputError):
+    """The domain has no display to capture or no graphical console to open."""
+
+
+class NoSerialConsole(InputError):
+    """The domain has no serial console a stream can attach to."""
+
+
+class ConsoleBusy(HypervisorError):
+    """Another client holds the domain's console."""
+
+
+class ViewerNotFound(InputError):
+    """No graphical viewer (virt-viewer, virt-manager) is installed."""
+
+
+class ViewerUnusable(InputError):
+    """A viewer cannot show the console from here: no X display, or an address it cannot reach."""
+
+
+class ViewerFailed(VirtnetError):
+    """The viewer exited with an error."""
+
+
+class ScreenshotError(VirtnetError):
+    """A screenshot could not be taken or saved."""
