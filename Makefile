@@ -7,10 +7,12 @@ SHELL := /bin/bash
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
-# What libvirt, QEMU and OVS-DPDK need on Debian 12 (see ../shared/notes/host.md for why each).
+# What libvirt, QEMU and OVS-DPDK need on Debian 12 (see ../shared/notes/host.md for why each), then
+# what the viewing tests drive: a virtual X server, the real viewers, screenshots and OCR.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev \
 	pkg-config gcc python3-dev python3-venv openvswitch-switch-dpdk librte-mempool-ring23 \
-	libxml2-utils busybox-static iperf3 cpio
+	libxml2-utils busybox-static iperf3 cpio \
+	xvfb virt-manager virt-viewer imagemagick xdotool tesseract-ocr tesseract-ocr-eng dbus-daemon
 BENCH_APT_PACKAGES := virtinst
 
 .PHONY: help deps venv test demo golden lint bench clean
