@@ -15,7 +15,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	xvfb virt-manager virt-viewer imagemagick xdotool tesseract-ocr tesseract-ocr-eng dbus-daemon
 BENCH_APT_PACKAGES := virtinst
 
-.PHONY: help deps venv test demo golden lint bench clean
+.PHONY: help deps venv test demo golden lint bench screenshot clean
 
 help:
 	@echo "make demo    - the walkthrough on a throwaway lab: OVS-DPDK, two VMs with vhost-user NICs, ping"
@@ -23,6 +23,7 @@ help:
 	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
 	@echo "make lint    - ruff and mypy"
 	@echo "make bench   - benchmarks under bench/ (installs virt-install)"
+	@echo "make screenshot - docs/virt-manager.png: virt-manager showing a virtnet VM, on a lab of its own"
 
 deps: .stamp-apt venv
 
@@ -57,6 +58,9 @@ demo: deps
 
 golden: deps
 	$(PY) -m pytest tests/test_golden.py --update-golden -q
+
+screenshot: deps
+	VIRTNET=$(VENV)/bin/virtnet PY=$(PY) bash cli/readme-screenshot.sh
 
 bench: deps
 	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_APT_PACKAGES))
