@@ -7,13 +7,15 @@ SHELL := /bin/bash
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
-# What libvirt, QEMU and OVS-DPDK need on Debian 12 (see ../shared/notes/host.md for why each).
+# What libvirt, QEMU and OVS-DPDK need on Debian 12 (see ../shared/notes/host.md for why each), then
+# what the viewing tests drive: a virtual X server, the real viewers, screenshots and OCR.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev \
 	pkg-config gcc python3-dev python3-venv openvswitch-switch-dpdk librte-mempool-ring23 \
-	libxml2-utils busybox-static iperf3 cpio
+	libxml2-utils busybox-static iperf3 cpio \
+	xvfb virt-manager virt-viewer imagemagick xdotool tesseract-ocr tesseract-ocr-eng dbus-daemon
 BENCH_APT_PACKAGES := virtinst
 
-.PHONY: help deps venv test demo golden lint bench clean
+.PHONY: help deps venv test demo golden lint bench screenshot clean
 
 help:
 	@echo "make demo    - the walkthrough on a throwaway lab: OVS-DPDK, two VMs with vhost-user NICs, ping"
@@ -21,6 +23,7 @@ help:
 	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
 	@echo "make lint    - ruff and mypy"
 	@echo "make bench   - benchmarks under bench/ (installs virt-install)"
+	@echo "make screenshot - docs/virt-manager.png: virt-manager showing a virtnet VM, on a lab of its own"
 
 deps: .stamp-apt venv
 
@@ -55,6 +58,9 @@ demo: deps
 
 golden: deps
 	$(PY) -m pytest tests/test_golden.py --update-golden -q
+
+screenshot: deps
+	VIRTNET=$(VENV)/bin/virtnet PY=$(PY) bash cli/readme-screenshot.sh
 
 bench: deps
 	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_APT_PACKAGES))

@@ -12,6 +12,7 @@ from support import ROOT, TEST_URI
 from typer.testing import CliRunner
 
 from virtnet.cli import app
+from virtnet.spec import load_spec_file
 
 EXAMPLE = str(ROOT / "examples" / "kvm-ssh-vm.toml")
 runner = CliRunner()
@@ -136,3 +137,26 @@ def test_lifecycle(defined: str, testdriver: libvirt.virConnect) -> None:
 def test_version() -> None:
     result = virtnet("--version", uri=None)
     assert result.exit_code == 0 and result.stdout.startswith("virtnet ")
+
+
+def test_the_graphics_password_reaches_libvirt_and_nothing_else(
+    testdriver: libvirt.virConnect, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = tmp_path / "vnc.toml"
+    spec.write_text(
+        'name = "vnc"\nvideo = "vga"\n[cpu]\ncount = 1\n[memory]\nsize = "64MiB"\n'
+        '[graphics]\ntype = "vnc"\npassword = "hunter2-secret"\n'
+    )
+    caplog.set_level("DEBUG")
+    outputs = [virtnet("define", str(spec)), virtnet("start", "vnc")]
+    secure = testdriver.lookupByName("vnc").XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    assert etree.fromstring(secure.encode()).find("devices/graphics").get("passwd") == "hunter2-secret"
+    for args in (("show", "vnc"), ("show", "vnc", "--json"), ("show", "vnc", "--xml"), ("list", "--json")):
+        outputs.append(virtnet(*args))
+    shown = virtnet("show", "vnc")
+    assert "Graphics: vnc on 127.0.0.1" in shown.stdout  # listen defaults to loopback
+    for result in outputs:
+        assert result.exit_code == 0
+        assert "hunter2" not in result.stdout + result.stderr
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in repr(load_spec_file(spec))

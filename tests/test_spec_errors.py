@@ -207,7 +207,22 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "add console.log",
     ),
     ("uuid malformed", setting("uuid", "not-a-uuid"), "uuid", "uuid"),
+    # libvirt's schema wants one non-empty line; virt-manager lists the domain by it.
+    ("title on two lines", setting("title", "CentOS\ninstaller"), "title", "one line"),
+    ("empty title", setting("title", " "), "title", "one line of 1-200 characters"),
+    ("long title", setting("title", "x" * 201), "title", "1-200"),
+    ("control character", setting("description", "a\x07b"), "description", "XML cannot hold"),
+    ("control in cmdline", setting("boot", {"cmdline": "quiet\x00"}), "boot.cmdline", "XML cannot hold"),
 ]
+
+
+@pytest.mark.parametrize("password", [31415926, "s3cr\x01et"])
+def test_a_bad_password_is_refused_without_showing_it(password: object) -> None:
+    spec = {**base(), "graphics": {"type": "vnc", "password": password}}
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict(spec)
+    assert caught.value.path == "graphics.password"
+    assert "31415926" not in str(caught.value) and "s3cr" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

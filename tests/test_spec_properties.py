@@ -8,10 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from virtnet.domxml import HostChoices, render_domain, validate_domain
+from virtnet.errors import SpecError
 from virtnet.inventory import spec_of_xml
 from virtnet.spec import spec_from_dict
 
 MIB = "MiB"
+MINIMAL: dict[str, Any] = {"name": "vm", "cpu": {"count": 1}, "memory": {"size": "64MiB"}}
 
 
 @st.composite
@@ -105,3 +107,17 @@ def test_random_valid_specs_render_schema_valid_xml(data: dict[str, Any], virt_t
     validate_domain(domain)
     assert spec_of_xml(domain.to_xml()) == spec
     assert render_domain(spec, HostChoices(virt_type=virt_type, forward_style=style)) == domain  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=210), st.text(max_size=300))
+def test_any_title_and_description_is_refused_or_renders_schema_valid(title: str, description: str) -> None:
+    """Whatever a user writes as title (virt-manager lists the domain by it) must not reach libvirt broken."""
+    try:
+        spec = spec_from_dict({**MINIMAL, "title": title, "description": description})
+    except SpecError as err:
+        assert err.path in ("title", "description") and "\n" not in str(err)
+        return
+    domain = render_domain(spec, HostChoices(virt_type="qemu"))
+    validate_domain(domain)
+    assert spec_of_xml(domain.to_xml()) == spec

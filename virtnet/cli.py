@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -129,10 +130,10 @@ def load_spec_file(path: Path) -> VMSpec:
 
 
 @contextmanager
-def _host(ctx: typer.Context) -> Iterator[Host]:
+def _host(ctx: typer.Context, *, events: bool = False) -> Iterator[Host]:
     from virtnet.virt.host import Host
 
-    with Host.open(ctx.obj.uri) as host:
+    with Host.open(ctx.obj.uri, events=events) as host:
         yield host
 
 
@@ -433,6 +434,98 @@ def show(
         typer.echo(f"{label + ':':<{width}} {value}")
 
 
+@command()
+def console(
+    ctx: typer.Context,
+    name: DomainName,
+    log: Annotated[
+        bool, typer.Option("--log", help="follow the output read-only, until Ctrl-C or the guest stops")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="take the console over from another client holding it")
+    ] = False,
+) -> None:
+    """The serial console, through libvirt's stream API as `virsh console`; Ctrl-] leaves."""
+    from virtnet.terminal import raw_mode
+    from virtnet.viewing import require_running, require_serial_console, viewables
+    from virtnet.virt.console import ConsoleSession
+
+    with _host(ctx, events=True) as host:
+        guest = host.lookup(name)
+        found = viewables(guest)
+        require_running(found)
+        require_serial_console(found)
+        keyboard = None if log else sys.stdin.fileno()
+        with ConsoleSession(guest, _write_stdout, input_fd=keyboard, force=force) as session:
+            if keyboard is None:
+                typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
+                try:
+                    reason = session.wait()
+                except KeyboardInterrupt:
+                    return
+            else:
+                typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
+                with raw_mode(keyboard):
+                    reason = session.wait()
+    if reason == "guest-stopped":
+        typer.echo(f"\nDomain '{name}' stopped; console closed", err=True)
+    elif reason in ("escape", "input-closed"):
+        typer.echo(f"\nDisconnected from domain '{name}'", err=True)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@command()
+def screenshot(
+    ctx: typer.Context,
+    name: DomainName,
+    file: Annotated[Path, typer.Argument(help="where to save it, e.g. vm.png", show_default=False)],
+    screen: Annotated[int, typer.Option(help="which head of a multi-head display")] = 0,
+) -> None:
+    """Save what the guest's display shows (PNG with QEMU 7.2, whatever FILE is called)."""
+    from virtnet import screenshot as shots
+    from virtnet.viewing import require_display, require_running, viewables
+
+    with _host(ctx) as host:
+        guest = host.lookup(name)
+        found = viewables(guest)
+        require_running(found)
+        require_display(found)
+        mime, data = guest.screenshot(screen)
+    image = shots.identify(data, mime)
+    shots.save(image, file)
+    typer.echo(f"Screenshot of '{name}' saved to {file}: {image.describe()}")
+    mismatch = shots.extension_mismatch(file, image)
+    if mismatch:
+        typer.echo(f"virtnet: warning: {mismatch}", err=True)
+
+
+@command()
+def view(
+    ctx: typer.Context,
+    name: DomainName,
+    viewer: Annotated[
+        str, typer.Option(help="auto (virt-viewer, else virt-manager), virt-viewer or virt-manager")
+    ] = "auto",
+) -> None:
+    """Open the graphical console in virt-viewer or virt-manager; returns when its window closes."""
+    from virtnet import viewer as viewers
+    from virtnet.viewing import require_graphics, viewables
+
+    with _host(ctx) as host:
+        found = viewables(host.lookup(name))
+        uri = host.uri
+    graphics = require_graphics(found)
+    launch = viewers.choose(viewer, uri, name, graphics)
+    typer.echo(f"Opening the graphical console of '{name}' ({graphics}) with {launch.viewer}")
+    if not found.running:
+        typer.echo(f"Domain '{name}' is not running: the console shows once it starts", err=True)
+    viewers.run(launch)
+
+
 def _cpuset_option(option: str, text: str | None) -> frozenset[int] | None:
     from virtnet.units import parse_cpuset
 
@@ -593,11 +686,17 @@ def lab_up(
     hosts: Annotated[int, typer.Option(help="how many libvirt hosts (2 for migration)")] = 1,
     hugepages_mib: Annotated[int, typer.Option(help="2 MiB hugepages for guests, on top of OVS's")] = 1024,
     lab_dir: LabDir = DEFAULT_LAB_DIR,
+    prefix: Annotated[
+        str, typer.Option(help="names of the hosts and their namespaces: PREFIX0, PREFIX1, ...")
+    ] = "virtnet-lab",
+    address: Annotated[
+        str, typer.Option(help="loopback address of the first host; the next hosts take the next ones")
+    ] = "127.0.0.2",
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
     from virtnet.lab.lab import Lab
 
-    lab = Lab(lab_dir)
+    lab = Lab(lab_dir, prefix=prefix, first_address=address)
     state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
     typer.echo(
         "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
@@ -639,6 +738,7 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
         {
             "name": h.host.name,
             "uri": h.host.uri,
+            "local_uri": h.host.local_uri,
             "ovsdb": h.host.ovsdb,
             "vhost_dir": str(h.host.vhost_dir),
             "libvirtd": "up" if h.libvirtd else "DOWN",
@@ -655,6 +755,7 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
             f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
         )
+        typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
     typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 

@@ -118,3 +118,35 @@ class MigrationFailed(HypervisorError):
 
 class MigrationAborted(MigrationFailed):
     """A migration was aborted (Ctrl-C, --timeout, or abortJob from another client)."""
+
+
+class DomainNotRunning(InputError):
+    """The command needs a running domain (console, screenshot)."""
+
+
+class NoDisplay(InputError):
+    """The domain has no display to capture or no graphical console to open."""
+
+
+class NoSerialConsole(InputError):
+    """The domain has no serial console a stream can attach to."""
+
+
+class ConsoleBusy(HypervisorError):
+    """Another client holds the domain's console."""
+
+
+class ViewerNotFound(InputError):
+    """No graphical viewer (virt-viewer, virt-manager) is installed."""
+
+
+class ViewerUnusable(InputError):
+    """A viewer cannot show the console from here: no X display, or an address it cannot reach."""
+
+
+class ViewerFailed(VirtnetError):
+    """The viewer exited with an error."""
+
+
+class ScreenshotError(VirtnetError):
+    """A screenshot could not be taken or saved."""

@@ -63,38 +63,36 @@ class LabClient:
         bridge: str = "br0",
         dirty_mib: int = 0,
         vhost_user: bool = True,
-        hugepages: bool = True,
+        hugepages: bool | None = None,
+        gui: bool = False,
+        title: str | None = None,
     ) -> Path:
-        """A spec file for a test guest on this host, in the walkthrough's vhost-user shape."""
+        """A spec file for a test guest on this host, in the walkthrough's vhost-user shape.
+
+        `vhost_user=False` leaves out the NIC and (unless `hugepages`) its shared hugepage memory.
+        `dirty_mib` makes the guest rewrite that much memory in a loop. `gui` gives the guest
+        a VGA display with a VNC server, and its init writes its lines on the VGA console too.
+        """
         spec: dict[str, Any] = {
             "name": name,
             "cpu": {"count": vcpus, "sockets": 1, "cores": vcpus, "threads": 1},
-            "memory": {
-                "size": memory,
-                "access": "shared",
-                "allocation": "immediate",
-                "hugepages": {"page_size": "2MiB"},
-            },
+            "memory": {"size": memory},
             "boot": {
                 "kernel": str(self.lab.guest_dir / "vmlinuz"),
                 "initrd": str(self.lab.guest_dir / "initrd.gz"),
-                "cmdline": guest_cmdline(ips=ips, ping=ping, dirty_mib=dirty_mib),
+                "cmdline": guest_cmdline(ips=ips, ping=ping, dirty_mib=dirty_mib, vga=gui),
             },
-            "nics": [
-                {
-                    "type": "vhostuser",
-                    "socket": str(self.socket(name)),
-                    "queues": queues,
-                    "port": f"{name}-p0",
-                    "bridge": bridge,
-                }
-            ],
             "console": {"type": "pty", "log": str(self.console_log(name))},
         }
-        if not hugepages:
-            spec["memory"] = {"size": memory}
-        if not vhost_user:
-            spec["nics"] = []
+        if vhost_user if hugepages is None else hugepages:
+            spec["memory"].update(access="shared", allocation="immediate", hugepages={"page_size": "2MiB"})
+        if vhost_user:
+            nic = {"type": "vhostuser", "socket": str(self.socket(name)), "queues": queues}
+            spec["nics"] = [{**nic, "port": f"{name}-p0", "bridge": bridge}]
+        if gui:
+            spec.update(video="vga", graphics={"type": "vnc"})
+        if title:
+            spec["title"] = title
         if pin or emulator:
             spec["cpu"]["pinning"] = {"vcpus": pin or {}, **({"emulator": emulator} if emulator else {})}
         path = self.workdir / f"{name}.toml"

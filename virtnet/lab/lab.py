@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from virtnet.errors import LabError
+from virtnet.errors import InputError, LabError
 from virtnet.lab import hugepages, libvirtd, namespace, switch
 from virtnet.lab.guest_image import build_guest_image
 from virtnet.lab.process import alive, read_pid, run, stop_pid
@@ -35,6 +36,12 @@ class LabHost:
     @property
     def uri(self) -> str:
         return f"qemu+tcp://{self.address}/system"
+
+    @property
+    def local_uri(self) -> str:
+        """The same libvirtd through its unix socket, for local clients."""
+        # virt-manager shows a console listening on loopback only over a URI without transport.
+        return f"qemu:///system?socket={libvirtd.socket_dir(Path(self.dir)) / 'libvirt-sock'}"
 
     @property
     def ovs_dir(self) -> Path:
@@ -71,8 +78,8 @@ class Lab:
         self, base: Path = DEFAULT_BASE, *, prefix: str = "virtnet-lab", first_address: str = "127.0.0.2"
     ) -> None:
         self.base = base
-        self.prefix = prefix
-        self.first_address = ipaddress.IPv4Address(first_address)
+        self.prefix = _check_prefix(prefix)
+        self.first_address = _check_address(first_address)
 
     @property
     def state_file(self) -> Path:
@@ -192,6 +199,25 @@ class Lab:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(state), indent=2))
         tmp.replace(self.state_file)
+
+
+def _check_prefix(prefix: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", prefix):
+        raise InputError(f"lab prefix {prefix!r}: use 1-16 lowercase letters, digits or '-', a letter first")
+    return prefix
+
+
+def _check_address(text: str) -> ipaddress.IPv4Address:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise InputError(f"lab address {text!r} is not an IPv4 address; use one in 127.0.0.0/8") from None
+    if not address.is_loopback:
+        raise InputError(
+            f"lab address {text}: the lab's libvirtd accepts unauthenticated connections, so it listens "
+            "on loopback only; use one in 127.0.0.0/8"
+        )
+    return address
 
 
 def _wait_gone(pid: int | None, timeout: float = 5.0) -> None:

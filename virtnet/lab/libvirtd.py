@@ -19,10 +19,16 @@ from virtnet.virt.host import Host
 SYSTEM_CONFIG = Path("/etc/libvirt")
 
 
+def socket_dir(host_dir: Path) -> Path:
+    """Where the host's libvirtd puts libvirt-sock, libvirt-sock-ro and libvirt-admin-sock."""
+    return host_dir / "sock"
+
+
 def prepare(host_dir: Path, address: str, migration_ports: tuple[int, int], capcache: Path) -> None:
     """Write the host's private /etc/libvirt copy and make its state directories."""
     for sub in PRIVATE_DIRS.values():
         (host_dir / sub).mkdir(parents=True, exist_ok=True)
+    socket_dir(host_dir).mkdir(mode=0o700, exist_ok=True)
     etc = host_dir / "etc"
     shutil.rmtree(etc)
     shutil.copytree(SYSTEM_CONFIG, etc, symlinks=True)
@@ -33,6 +39,9 @@ def prepare(host_dir: Path, address: str, migration_ports: tuple[int, int], capc
             "\n# ---- virtnet lab (LAB ONLY: unauthenticated TCP on loopback) ----\n"
             "listen_tls = 0\nlisten_tcp = 1\n"
             f'listen_addr = "{address}"\nauth_tcp = "none"\n'
+            # The unix socket outside the namespace's private /run/libvirt: local clients (virt-manager
+            # shows a loopback console only over a URI without transport) can reach it by path.
+            f'unix_sock_dir = "{socket_dir(host_dir)}"\n'
             f'host_uuid = "{uuid.uuid4()}"\n'
             f'log_outputs = "3:file:{host_dir / "libvirtd.log"}"\n'
         )

@@ -10,9 +10,9 @@ from ipaddress import IPv4Address
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
-from virtnet.spec.types import AbsolutePath, CpuSet, Mac, Name, Size
+from virtnet.spec.types import AbsolutePath, CpuSet, Mac, Name, Secret, Size, Text, Title
 
 MAX_VHOST_QUEUES = 256  # QEMU's limit for virtio-net queue pairs
 
@@ -119,14 +119,14 @@ class Boot(_Model):
     order: list[Literal["hd", "cdrom", "network"]] = []
     kernel: AbsolutePath | None = None
     initrd: AbsolutePath | None = None
-    cmdline: str | None = None
+    cmdline: Text | None = None
 
 
 class Graphics(_Model):
     type: Literal["vnc", "spice"] = "vnc"
     listen: IPv4Address = IPv4Address("127.0.0.1")
     port: int | None = Field(default=None, ge=5900, le=65535)  # default: libvirt picks a free one
-    password: SecretStr | None = None
+    password: Secret | None = None
 
 
 class Console(_Model):
@@ -139,8 +139,8 @@ class Console(_Model):
 class VMSpec(_Model):
     name: Name
     uuid: UUID | None = None
-    title: str | None = Field(default=None, max_length=200)
-    description: str | None = None
+    title: Title | None = None
+    description: Text | None = None
     virt_type: VirtType = "auto"
     machine: str | None = None
     cpu: Cpu

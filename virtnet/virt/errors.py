@@ -37,6 +37,8 @@ def translate(err: libvirt.libvirtError, uri: str) -> errors.HypervisorError:
     message = (err.get_error_message() or str(err)).strip()
     if "already exists" in message or "already defined" in message:
         cls = errors.DomainExists  # libvirt reports name/UUID clashes under several codes
+    elif "Active console session exists" in message:
+        cls = errors.ConsoleBusy  # VIR_ERR_OPERATION_FAILED, shared with every other failure
     return cls(f"{message} (libvirt at {uri})", code=code, uri=uri)
 
 

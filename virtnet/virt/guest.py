@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import libvirt
 
-from virtnet.errors import InvalidDomainState
+from virtnet.errors import ConsoleBusy, InvalidDomainState
 from virtnet.virt.errors import libvirt_errors, translate
+
+SCREENSHOT_CHUNK = 256 * 1024
 
 # virsh's names for domain states, so `virtnet list` and `virsh list` read alike.
 STATE_NAMES = {
@@ -122,6 +125,43 @@ class Guest:
         # Drivers without checkpoints (the test driver) refuse that flag, as virsh finds too.
         with libvirt_errors(self.uri):
             self._dom.undefineFlags(flags)
+
+    def screenshot(self, screen: int = 0) -> tuple[str, bytes]:
+        """What the display shows, as QEMU dumps it: (the MIME type libvirt names, the image bytes)."""
+        with libvirt_errors(self.uri):
+            stream = self._dom.connect().newStream(0)
+            try:
+                mime = str(self._dom.screenshot(stream, screen, 0))
+                chunks = []
+                while chunk := stream.recv(SCREENSHOT_CHUNK):
+                    chunks.append(chunk)
+                stream.finish()
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+        return mime, b"".join(chunks)
+
+    def open_console(self, *, force: bool = False) -> libvirt.virStream:
+        """A non-blocking stream on the first serial console; `force` takes it from another client.
+
+        The connection must have been opened with events=True: the stream is driven by the event loop.
+        """
+        with libvirt_errors(self.uri):
+            stream = self._dom.connect().newStream(libvirt.VIR_STREAM_NONBLOCK)
+        try:
+            self._dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0)
+        except libvirt.libvirtError as err:
+            failure = translate(err, self.uri)
+            if isinstance(failure, ConsoleBusy):
+                raise ConsoleBusy(
+                    f"another client (virsh console, virtnet console) holds the console of {self.name!r}; "
+                    "close it, or take the console over with --force",
+                    code=failure.code,
+                    uri=self.uri,
+                ) from None
+            raise failure from None
+        return stream
 
     def _require_active(self) -> None:
         if not self.is_active:

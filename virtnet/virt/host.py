@@ -34,9 +34,15 @@ class Host:
         cls,
         uri: str | None = None,
         *,
+        events: bool = False,
         fix: str = "check that libvirtd runs there or pass another URI with -c",
     ) -> Host:
+        """Connect to libvirtd; `events` runs libvirt's event loop first (a console stream needs it)."""
         uri = uri or default_uri()
+        if events:
+            from virtnet.virt import events as event_loop
+
+            event_loop.start()
         try:
             conn = libvirt.open(uri)
         except libvirt.libvirtError as err:
@@ -61,13 +67,7 @@ class Host:
     @property
     def is_local(self) -> bool:
         """Whether libvirtd runs on this machine (no host in the URI, or a loopback address)."""
-        hostname = urlsplit(self.uri).hostname
-        if not hostname or hostname == "localhost":
-            return True
-        try:
-            return ip_address(hostname).is_loopback
-        except ValueError:
-            return False
+        return is_local_uri(self.uri)
 
     @property
     def runs_qemu_here(self) -> bool:
@@ -177,6 +177,17 @@ class Host:
             ):
                 return None
             raise translate(err, self.uri) from None
+
+
+def is_local_uri(uri: str) -> bool:
+    """Whether a URI names this machine: no host in it, or a loopback address."""
+    hostname = urlsplit(uri).hostname
+    if not hostname or hostname == "localhost":
+        return True
+    try:
+        return ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _version_triple(number: int) -> tuple[int, int, int]:

@@ -1,0 +1,28 @@
+"""Lab names and addresses are checked before anything starts; each host has a local URI too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from virtnet.errors import InputError
+from virtnet.lab.lab import Lab, LabHost
+
+
+@pytest.mark.parametrize("address", ["10.0.0.2", "0.0.0.0", "192.0.2.1", "127.0.0", "::1"])
+def test_the_lab_listens_on_loopback_only(tmp_path: Path, address: str) -> None:
+    with pytest.raises(InputError, match=r"127\.0\.0\.0/8"):
+        Lab(tmp_path, first_address=address)
+
+
+@pytest.mark.parametrize("prefix", ["", "Lab", "0lab", "lab 1", "a" * 17, "lab/x"])
+def test_lab_prefixes_are_names_for_namespaces(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(InputError, match="lab prefix"):
+        Lab(tmp_path, prefix=prefix)
+
+
+def test_a_lab_host_has_a_local_uri_beside_its_tcp_uri() -> None:
+    host = LabHost(index=0, name="vnview0", address="127.0.0.30", dir="/var/tmp/lab/vnview0", netns="vnview0")
+    assert host.uri == "qemu+tcp://127.0.0.30/system"
+    assert host.local_uri == "qemu:///system?socket=/var/tmp/lab/vnview0/sock/libvirt-sock"
