@@ -1,6 +1,6 @@
 """Migration without hosts: flags, the policy, the plan, the destination XML and the report.
 
-The migrations themselves run in tests/e2e/test_migration.py between two real libvirt hosts.
+The migrations themselves run in tests/e2e/test_live_migration.py between two real libvirt hosts.
 """
 
 from __future__ import annotations
