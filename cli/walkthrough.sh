@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the walkthrough (../shared/reference/walkthrough.md) replayed with virtnet commands on
 # a throwaway lab: OVS with DPDK and a netdev bridge, two VMs with hugepage-backed shared memory and
-# 2-queue vhost-user NICs, ping between them through OVS-DPDK, then everything torn down again.
+# 2-queue vhost-user NICs, ping between them through OVS-DPDK, a live migration of one of them to a
+# second host with its port, then everything torn down again.
 # Runs as root on Debian 12; `make demo` installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ export VIRTNET_LAB_DIR=/var/tmp/virtnet-lab   # the specs in cli/specs name path
 HOST_DIR=$VIRTNET_LAB_DIR/virtnet-lab0
 URI=qemu+tcp://127.0.0.2/system
 DB=unix:$HOST_DIR/ovs/db.sock
+HOST_B_DIR=$VIRTNET_LAB_DIR/virtnet-lab1
+URI_B=qemu+tcp://127.0.0.3/system
+DB_B=unix:$HOST_B_DIR/ovs/db.sock
 VMS=(walkthrough-vm1 walkthrough-vm2)
 started=$(date +%s)
 
@@ -20,23 +24,28 @@ vsctl() { ovs-vsctl --db="$DB" --timeout=20 "$@"; }
 console_of() { echo "$HOST_DIR/$1.console.log"; }
 
 virtnet() { "$VIRTNET" -c "$URI" --ovsdb "$DB" "$@"; }
+virtnet_b() { "$VIRTNET" -c "$URI_B" --ovsdb "$DB_B" "$@"; }
+ticks() { grep -c 'VIRTNET-TICK' "$(console_of "$1")" || true; }
 
 teardown() {
     step "Tear down: stop and undefine the VMs (their OVS ports go with them), bring the lab down"
     for vm in "${VMS[@]}"; do
-        virtnet stop "$vm" --force >/dev/null 2>&1 || true
-        virtnet undefine "$vm" 2>&1 || true
+        for host in virtnet virtnet_b; do
+            "$host" stop "$vm" --force >/dev/null 2>&1 || true
+            "$host" undefine "$vm" 2>/dev/null || true
+        done
     done
     printf 'ports left on br0: [%s]\n' "$(vsctl list-ports br0 2>/dev/null | tr '\n' ' ')"
     "$VIRTNET" lab down
 }
 
 step "Lab: libvirtd on $URI and OVS with DPDK, in private namespaces (lab only)"
-show "$VIRTNET" lab up --hosts 1
+show "$VIRTNET" lab up --hosts 2
 trap teardown EXIT
 
 step "Switch set-up through OVSDB: DPDK on, netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
 show virtnet switch setup --bridge br0
+virtnet_b switch setup --bridge br0 >/dev/null  # the second host, for the migration at the end
 printf '(ovs-vsctl) dpdk_initialized=%s %s\n' "$(vsctl get Open_vSwitch . dpdk_initialized)" \
     "$(vsctl get Open_vSwitch . dpdk_version)"
 
@@ -77,5 +86,19 @@ for vm in "${VMS[@]}"; do
     printf '%-16s %-8s %-7s %-12s %-13s %-22s %s\n' "$vm" "$state" "${queues:-?}" "${address:-?}" \
         "$port $link" "${rtt:-?}" "$result"
 done
+step "Live migration of walkthrough-vm2 to the second host, its OVS port first (walkthrough: migrate, info migrate)"
+before=$(ticks walkthrough-vm2)
+show virtnet migrate walkthrough-vm2 "$URI_B" --dest-ovsdb "$DB_B" --dest-socket-dir "$HOST_B_DIR/vhost" || failed=1
+show virsh -q -c "$URI_B" list --all
+printf '(ovs-vsctl) ports on host A: [%s], on host B: [%s], B link %s\n' \
+    "$(vsctl list-ports br0 | tr '\n' ' ')" \
+    "$(ovs-vsctl --db="$DB_B" --timeout=20 list-ports br0 | tr '\n' ' ')" \
+    "$(ovs-vsctl --db="$DB_B" --timeout=20 get Interface vhost-user-1 link_state 2>/dev/null || echo '?')"
+for _ in $(seq 40); do [ "$(ticks walkthrough-vm2)" -gt $((before + 2)) ] && break; sleep 0.5; done
+after=$(ticks walkthrough-vm2)
+boots=$(grep -c 'VIRTNET-BOOTED' "$(console_of walkthrough-vm2)" || true)
+if [ "$after" -gt $((before + 2)) ] && [ "$boots" -eq 1 ]; then migrated=ok; else migrated=FAILED; failed=1; fi
+printf 'console ticks of walkthrough-vm2: %s before, %s after the move, in one boot: %s\n' "$before" "$after" "$migrated"
+
 printf '\nwalkthrough replayed in %s s\n' "$(( $(date +%s) - started ))"
 exit $failed

@@ -25,5 +25,9 @@ def test_walkthrough_demo_runs_twice() -> None:
         summary = done.stdout.split("Summary", 1)[1]
         rows = [line for line in summary.splitlines() if line.startswith("walkthrough-vm")]
         assert len(rows) == 2 and all(row.split()[-1] == "ok" and " running " in row for row in rows), summary
+        moved = done.stdout.split("Live migration", 1)[1]
+        assert "Migration status: completed" in moved and "in one boot: ok" in moved, moved
+        assert any(line.split()[1:] == ["walkthrough-vm2", "running"] for line in moved.splitlines()), moved
         assert "lab is down" in done.stdout
     assert not Path("/run/netns/virtnet-lab0").exists()
+    assert not Path("/run/netns/virtnet-lab1").exists()
