@@ -66,6 +66,7 @@ bench: deps
 	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_APT_PACKAGES))
 	$(PY) bench/xml_render.py
 	$(PY) bench/ovs_ports.py
+	$(PY) bench/migration.py
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info

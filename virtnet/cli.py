@@ -301,6 +301,7 @@ def migrate(
             "reason": plan.choice.reason,
             "flags": plan.options.flag_names(),
             "destination_ports": outcome.dest_ports,
+            "destination_xml": outcome.dest_xml if report is None else None,
             "report": asdict(report) if report else None,
         }
         typer.echo(json.dumps(data, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from ipaddress import ip_address
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -93,12 +94,7 @@ class Host:
             return _version_triple(self.conn.getLibVersion())
 
     def find(self, name: str) -> Guest | None:
-        try:
-            return Guest(self.conn.lookupByName(name), self.uri)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise translate(err, self.uri) from None
+        return self._find(self.conn.lookupByName, name)
 
     def lookup(self, name: str) -> Guest:
         guest = self.find(name)
@@ -107,8 +103,11 @@ class Host:
         return guest
 
     def find_uuid(self, uuid: str) -> Guest | None:
+        return self._find(self.conn.lookupByUUIDString, uuid)
+
+    def _find(self, lookup: Callable[[str], libvirt.virDomain], key: str) -> Guest | None:
         try:
-            return Guest(self.conn.lookupByUUIDString(uuid), self.uri)
+            return Guest(lookup(key), self.uri)
         except libvirt.libvirtError as err:
             if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
