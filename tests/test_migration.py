@@ -95,6 +95,13 @@ def test_policy_follows_the_dirty_rate_against_the_link(s: Situation, policy: st
     assert f"dirty rate {s.dirty_mib_s:.0f} MiB/s" in choice.reason
 
 
+@pytest.mark.parametrize(("dirty", "net"), [(2, False), (20, True), (45, True)])
+def test_a_converging_guest_keeps_auto_converge_in_reserve_unless_idle(dirty: float, net: bool) -> None:
+    choice = choose(situation(dirty))
+    assert choice.policy == "precopy" and choice.auto_converge is net
+    assert ("auto-converge only if the passes stop shrinking" in choice.reason) is net
+
+
 def test_policy_says_why_post_copy_was_not_taken() -> None:
     choice = choose(situation(190, unsafe="OVS lacks vhost-postcopy-support"))
     assert choice.auto_converge and choice.postcopy_after is None

@@ -288,11 +288,13 @@ def _report(source: Host, dest_guest: Guest, plan: Plan, result: _JobResult) -> 
     """The report from the destination's completed-job statistics, or the last sample without them."""
     stats = completed_stats(dest_guest)
     stats_from = "destination"
-    if not stats.get("time_elapsed"):
-        stats, stats_from = result.last, "last sample (the destination keeps none after post-copy)"
     values = stats_fields(stats)
-    if not values["total_ms"]:
-        values["total_ms"] = round(result.wall_s * 1000)
+    if not stats.get("time_elapsed"):
+        # After a post-copy switch the destination keeps nothing: the last sample gives the pages
+        # and bytes so far, the job's length is virtnet's own clock, and the downtime is unknown.
+        stats_from = "last sample and virtnet's clock (the destination keeps none after post-copy)"
+        values = stats_fields(result.last)
+        values.update(total_ms=round(result.wall_s * 1000), downtime_ms=None, setup_ms=None)
     return MigrationReport(
         source=source.uri,
         destination=dest_guest.uri,
