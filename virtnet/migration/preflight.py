@@ -7,6 +7,7 @@ OVS, so they hold for a real remote host as much as for a lab host.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from lxml import etree
@@ -17,7 +18,7 @@ from virtnet.ovs import switch
 from virtnet.ovs.connection import Ovsdb
 from virtnet.spec.derived import pinned_cpusets
 from virtnet.spec.models import VMSpec
-from virtnet.units import format_cpuset
+from virtnet.units import KIB, format_cpuset, parse_size
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
 
@@ -34,6 +35,11 @@ class Sides:
     dest: Host
     dest_spec: VMSpec | None  # None for a domain virtnet did not make
     dest_db: Ovsdb | None  # the destination's OVS, when the guest has ports there
+
+    @cached_property
+    def root(self) -> etree._Element:
+        """The live XML, parsed once for every check that reads it."""
+        return etree.fromstring(self.xml.encode())
 
 
 def run_checks(sides: Sides) -> list[str]:
@@ -56,8 +62,7 @@ def postcopy_unsafe(sides: Sides) -> str | None:
     During post-copy the destination's vhost-user backend reads guest memory that has not arrived
     yet; OVS handles those faults only with other_config:vhost-postcopy-support=true.
     """
-    root = etree.fromstring(sides.xml.encode())
-    if not root.xpath("devices/interface[@type='vhostuser']"):
+    if not sides.root.xpath("devices/interface[@type='vhostuser']"):
         return None
     spec = sides.dest_spec
     if spec is None or any(not nic.ovs for nic in spec.vhost_user_nics):
@@ -112,7 +117,7 @@ def _no_clash(sides: Sides) -> str:
 
 
 def _cpu_model(sides: Sides) -> str:
-    root = etree.fromstring(sides.xml.encode())
+    root = sides.root
     cpu = root.find("cpu")
     os_type = root.find("os/type")
     arch = os_type.get("arch", "x86_64") if os_type is not None else "x86_64"
@@ -145,13 +150,13 @@ def _cpu_model(sides: Sides) -> str:
 
 
 def _hugepages(sides: Sides) -> str:
-    root = etree.fromstring(sides.xml.encode())
+    root = sides.root
     if root.find("memoryBacking/hugepages") is None:
         return "the guest does not use hugepages"
     page = root.find("memoryBacking/hugepages/page")
-    page_kib = int(page.get("size", "2048")) if page is not None else 2048  # the host's default size
-    unit = page.get("unit", "KiB") if page is not None else "KiB"
-    page_kib *= {"KiB": 1, "k": 1, "MiB": 1024, "M": 1024, "GiB": 1024 * 1024, "G": 1024 * 1024}.get(unit, 1)
+    page_kib = 2048  # the host's default size
+    if page is not None:
+        page_kib = parse_size(f"{page.get('size', '2048')}{page.get('unit', 'KiB')}") // KIB
     memory_kib = int(root.findtext("memory") or 0)
     needed = -(-memory_kib // page_kib)
     free = sides.dest.free_hugepages(page_kib)
@@ -164,10 +169,11 @@ def _hugepages(sides: Sides) -> str:
 
 
 def _pinned_cpus(sides: Sides) -> str:
-    if sides.dest_spec is None or not pinned_cpusets(sides.dest_spec):
+    pins = pinned_cpusets(sides.dest_spec) if sides.dest_spec is not None else []
+    if not pins:
         return "the guest is not pinned"
     online = sides.dest.online_cpus()
-    for path, cpus in pinned_cpusets(sides.dest_spec):
+    for path, cpus in pins:
         missing = cpus - online
         if missing:
             raise HostNotReady(
