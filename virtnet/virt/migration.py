@@ -60,7 +60,8 @@ class MigrationOptions:
 
     def flag_names(self) -> list[str]:
         """The VIR_MIGRATE_* flags these options set, for --dry-run and the report."""
-        return [name for name, value in _FLAG_VALUES.items() if self.flags() & value]
+        flags = self.flags()
+        return [name for name, value in _FLAG_VALUES.items() if flags & value]
 
     def flags(self) -> int:
         flags = (
