@@ -54,7 +54,7 @@ def test_define_creates_the_port_with_the_domains_uuid(
 
 def test_undefine_removes_the_ports(host: Host, switch: OvsdbServer) -> None:
     manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
-    assert manager.undefine(host, "vm1", ovsdb=switch.remote) == ["vm1-p0"]
+    assert manager.undefine(host, "vm1", ovsdb=switch.remote).ports == ["vm1-p0"]
     assert ports(switch) == []
     assert host.find("vm1") is None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from virtnet import __version__
 from virtnet.domxml import HostChoices, render_domain, validate_domain
@@ -60,7 +61,9 @@ VirtTypeOption = Annotated[
 ]
 
 
-def command(name: str | None = None, *, group: typer.Typer | None = None) -> Callable[[F], F]:
+def command(
+    name: str | None = None, *, group: typer.Typer | None = None, cls: type[TyperCommand] | None = None
+) -> Callable[[F], F]:
     """Register a command; a virtnet error becomes one stderr line and the error's exit code.
 
     This is the CLI's one exit path for expected failures. Anything else is a bug and keeps its
@@ -74,9 +77,11 @@ def command(name: str | None = None, *, group: typer.Typer | None = None) -> Cal
                 return func(*args, **kwargs)
             except VirtnetError as err:
                 typer.echo(f"virtnet: error: {err}", err=True)
+                for line in err.details:
+                    typer.echo(f"  {line}", err=True)
                 raise typer.Exit(err.exit_code) from None
 
-        (group or app).command(name=name)(run)
+        (group or app).command(name=name, cls=cls)(run)
         return func
 
     return register
@@ -145,11 +150,17 @@ def xml(
         str,
         typer.Option(help="how port forwards are written: qemu-args (libvirt < 9.2) or passt"),
     ] = "qemu-args",
+    seed: Annotated[
+        bool, typer.Option("--seed", help="print the cloud-init seed's files instead (secrets masked)")
+    ] = False,
 ) -> None:
     """Print the libvirt domain XML for a spec (needs no libvirt)."""
     if port_forward not in ("passt", "qemu-args"):
         raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
     spec = load_spec_file(spec_path)
+    if seed:
+        _print_seed(spec)
+        return
     from virtnet.virt.virttype import resolve_virt_type
 
     choices = HostChoices(
@@ -161,13 +172,50 @@ def xml(
     typer.echo(domain.to_xml(), nl=False)
 
 
+def _print_seed(spec: VMSpec) -> None:
+    from virtnet.cloudinit import build_seed
+    from virtnet.spec.derived import seed_path
+
+    found = build_seed(spec)
+    if found is None:
+        raise InputError(f"{spec.name}: the spec has no [cloud_init] table, so there is no seed")
+    for warning in found.warnings:
+        typer.echo(f"virtnet: warning: {warning}", err=True)
+    typer.echo(
+        f"# cloud-init seed {seed_path(spec)} (ISO 9660, label cidata), instance-id {found.instance_id}"
+    )
+    for name, text in found.shown().items():
+        typer.echo(f"# --- {name} ---")
+        typer.echo(text, nl=not text.endswith("\n"))
+
+
 @command()
-def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = None) -> None:
+def define(
+    ctx: typer.Context,
+    spec_path: SpecPath,
+    virt_type: VirtTypeOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the XML and seed it would define; change nothing")
+    ] = False,
+) -> None:
     """Define (or update) a domain from a spec."""
     from virtnet import manager
     from virtnet.ovs.vmports import planned_ports
 
     spec = load_spec_file(spec_path)
+    if dry_run:
+        with _host(ctx) as host:
+            plan = manager.plan_define(host, spec, virt_type=virt_type)
+            uri = host.uri
+        verb = "update" if plan.redefines else "define"
+        typer.echo(f"<!-- dry run: would {verb} '{spec.name}' on {uri}; {plan.virt_type_reason} -->")
+        typer.echo(plan.xml, nl=False)
+        if plan.seed is not None:
+            _print_seed(spec)
+        for port in planned_ports(spec, "(uuid)"):
+            typer.echo(f"# OVS port {port.name} on {port.bridge} -> {port.socket}")
+        typer.echo("# dry run: nothing was changed")
+        return
     with _host(ctx) as host:
         result = manager.define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
         verb = "Updated" if result.redefined else "Defined"
@@ -178,6 +226,13 @@ def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = 
     for port in planned_ports(spec, result.guest.uuid):
         state = "changed" if result.ports_changed else "unchanged"
         typer.echo(f"  OVS port {port.name} on {port.bridge} -> {port.socket} ({state})")
+    for warning in result.warnings:
+        typer.echo(f"virtnet: warning: {warning}", err=True)
+    if result.seed is not None:
+        seed = result.seed
+        typer.echo(f"  cloud-init seed {seed.path}: instance-id {seed.instance_id} ({seed.action})")
+    if result.removed_seed:
+        typer.echo(f"  removed cloud-init seed {result.removed_seed} (the spec has no [cloud_init] now)")
     if result.forward_style == "qemu-args":
         typer.echo(
             "  port forwards: QEMU hostfwd via <qemu:commandline> (this libvirt refuses the passt backend)"
@@ -186,14 +241,149 @@ def define(ctx: typer.Context, spec_path: SpecPath, virt_type: VirtTypeOption = 
         typer.echo("  port forwards: libvirt <portForward> with the passt backend")
 
 
+WaitFor = Annotated[str, typer.Option("--for", help="agent, ssh or cloud-init", show_default=False)]
+WaitTimeout = Annotated[float, typer.Option("--timeout", min=1, help="seconds before giving up")]
+
+
 @command()
-def start(ctx: typer.Context, name: DomainName) -> None:
-    """Start a defined domain."""
+def start(
+    ctx: typer.Context,
+    name: DomainName,
+    wait: Annotated[
+        str | None, typer.Option("--wait", help="then wait until ready: agent, ssh or cloud-init")
+    ] = None,
+    timeout: WaitTimeout = 600.0,
+) -> None:
+    """Start a defined domain; with --wait, return once the guest is ready for that."""
     from virtnet import manager
 
+    what = _readiness("--wait", wait) if wait else None
     with _host(ctx) as host:
-        manager.start(host, name, ovsdb=ctx.obj.ovsdb)
-    typer.echo(f"Domain '{name}' started")
+        guest = manager.start(host, name, ovsdb=ctx.obj.ovsdb)
+        typer.echo(f"Domain '{name}' started")
+        if what:
+            _wait(host, guest, what, timeout)
+
+
+@command()
+def wait(
+    ctx: typer.Context,
+    name: DomainName,
+    for_: WaitFor = "agent",
+    timeout: WaitTimeout = 600.0,
+) -> None:
+    """Wait until a running guest is ready: its agent answers, sshd answers, or cloud-init is done."""
+    what = _readiness("--for", for_)
+    with _host(ctx) as host:
+        _wait(host, host.lookup(name), what, timeout)
+
+
+def _readiness(option: str, value: str) -> Any:
+    from virtnet.readiness import READINESS
+
+    return _choice(option, value, READINESS)
+
+
+def _wait(host: Host, guest: Any, what: Any, timeout: float) -> None:
+    from virtnet.inventory import spec_of
+    from virtnet.readiness import wait_ready
+
+    spec = spec_of(guest)
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"waiting for {what} in {guest.name}") as status:
+            ready = wait_ready(
+                host,
+                guest,
+                spec,
+                what,
+                timeout_s=timeout,
+                progress=lambda seen: status.update(f"waiting for {what} in {guest.name}: {seen}"),
+            )
+    else:
+        ready = wait_ready(host, guest, spec, what, timeout_s=timeout)
+    typer.echo(f"'{guest.name}' is ready for {what} after {ready.elapsed_s:.1f} s: {ready.detail}")
+
+
+class _GuestCommand(TyperCommand):
+    """Records what follows `--`, so a guest command is never mistaken for virtnet's own options."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["virtnet.after_dashdash"] = args[args.index("--") + 1 :] if "--" in args else None
+        return super().parse_args(ctx, args)
+
+
+GuestArgv = Annotated[
+    list[str] | None, typer.Argument(help="after --: the command and its arguments", show_default=False)
+]
+
+
+@command("exec", cls=_GuestCommand)
+def exec_(
+    ctx: typer.Context,
+    name: DomainName,
+    argv: GuestArgv = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="seconds before the command is killed")
+    ] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="pass this command's standard input to it")] = False,
+) -> None:
+    """Run a command in the guest through its agent (no shell, no network); exit with its status."""
+    from virtnet.virt.agent import agent_of
+
+    command_argv = _after_dashdash(ctx, argv, "exec", required=True)
+    data = sys.stdin.buffer.read() if stdin else None
+    with _host(ctx) as host:
+        agent = agent_of(host.lookup(name))
+        done = agent.run(command_argv, timeout_s=timeout, stdin=data)
+    sys.stdout.buffer.write(done.stdout)
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(done.stderr)
+    sys.stderr.buffer.flush()
+    if done.truncated:
+        typer.echo("virtnet: warning: the guest agent kept only the first 16 MiB of the output", err=True)
+    raise typer.Exit(done.exit_code)
+
+
+def _after_dashdash(ctx: typer.Context, argv: list[str] | None, verb: str, *, required: bool) -> list[str]:
+    after = ctx.meta.get("virtnet.after_dashdash")
+    if argv and after != argv:
+        raise InputError(
+            f"{verb}: put -- before the guest command, e.g. `virtnet {verb} NAME -- {' '.join(argv)}`"
+        )
+    if required and not after:
+        raise InputError(f"{verb}: no command; write it after --, e.g. `virtnet {verb} NAME -- uname -a`")
+    return after or []
+
+
+@command(cls=_GuestCommand)
+def ssh(
+    ctx: typer.Context,
+    name: DomainName,
+    argv: GuestArgv = None,
+    login: Annotated[
+        str | None, typer.Option("-l", "--login", help="user (default: the spec's first user)")
+    ] = None,
+    identity: Annotated[Path | None, typer.Option("-i", "--identity", help="private key file")] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="print the ssh command, do not run it")] = False,
+) -> None:
+    """Log in with the system ssh: through a port forward or an agent-reported address, host keys pinned."""
+    import shlex
+    import subprocess
+
+    from virtnet.inventory import spec_of
+    from virtnet.sshlogin import login as ssh_login
+
+    command_argv = _after_dashdash(ctx, argv, "ssh", required=False)
+    with _host(ctx) as host:
+        guest = host.lookup(name)
+        found = ssh_login(host, guest, spec_of(guest), user=login, identity=identity, command=command_argv)
+    if print_only:
+        typer.echo(shlex.join(found.argv))
+        return
+    typer.echo(f"virtnet: ssh to '{name}' via {found.target.via}; host keys from {found.keys_from}", err=True)
+    raise typer.Exit(subprocess.run(found.argv, check=False).returncode)
 
 
 @command()
@@ -215,14 +405,16 @@ def stop(
 
 @command()
 def undefine(ctx: typer.Context, name: DomainName) -> None:
-    """Remove a stopped domain's definition and its OVS ports (its disk images stay)."""
+    """Remove a stopped domain's definition, its OVS ports and its cloud-init seed (disk images stay)."""
     from virtnet import manager
 
     with _host(ctx) as host:
-        ports = manager.undefine(host, name, ovsdb=ctx.obj.ovsdb)
+        result = manager.undefine(host, name, ovsdb=ctx.obj.ovsdb)
     typer.echo(f"Domain '{name}' undefined")
-    for port in ports:
+    for port in result.ports:
         typer.echo(f"  removed OVS port {port}")
+    if result.seed:
+        typer.echo(f"  removed cloud-init seed {result.seed}")
 
 
 @command()
@@ -385,7 +577,7 @@ def show(
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
-    from virtnet.inventory import last_migration, spec_of, view
+    from virtnet.inventory import guest_side, last_migration, spec_of, view
     from virtnet.spec.codec import dump_spec
     from virtnet.summary import describe_spec
 
@@ -399,10 +591,12 @@ def show(
         state = view(guest)
         spec = spec_of(guest)
         migration = last_migration(guest)
+        inside = guest_side(guest, spec)
     if as_json:
         data = {
             "domain": state.as_dict(),
             "spec": json.loads(dump_spec(spec)) if spec else None,
+            "guest": inside.as_dict() if inside else None,
             "last_migration": asdict(migration) if migration else None,
         }
         typer.echo(json.dumps(data, indent=2))
@@ -422,6 +616,17 @@ def show(
             ("Memory", format_size(state.memory_kib * KIB)),
         ]
     )
+    if inside is not None:
+        rows.append(("Guest OS", inside.os or "?"))
+        rows.append(("Hostname", inside.hostname or "?"))
+        for nic in inside.nics:
+            which = f"NIC {nic['nic']}" if nic["nic"] is not None else "NIC -"
+            addresses = ", ".join(nic["addresses"]) or "no address"
+            rows.append(
+                (f"{which} in guest", f"{nic['name']} {nic['mac'] or ''} {addresses}".replace("  ", " "))
+            )
+    elif state.id is not None and spec is not None and spec.agent:
+        rows.append(("Guest agent", "not answering (booting, or qemu-guest-agent not running)"))
     if migration:
         rows.append(
             (

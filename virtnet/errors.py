@@ -9,9 +9,10 @@ from __future__ import annotations
 
 
 class VirtnetError(Exception):
-    """Root of virtnet's errors."""
+    """Root of virtnet's errors. `details` are lines the CLI prints after the one-line message."""
 
     exit_code = 1
+    details: tuple[str, ...] = ()
 
 
 class InputError(VirtnetError):
@@ -150,3 +151,31 @@ class ViewerFailed(VirtnetError):
 
 class ScreenshotError(VirtnetError):
     """A screenshot could not be taken or saved."""
+
+
+class NoAgentChannel(InputError):
+    """The domain has no guest agent channel (its spec says agent = false)."""
+
+
+class AgentNotResponding(HypervisorError):
+    """The guest agent channel exists but nothing answers on it (guest booting, agent not running)."""
+
+
+class GuestCommandFailed(VirtnetError):
+    """The guest agent could not start a command (no such program, not executable)."""
+
+    exit_code = 127  # what a shell returns for a command it cannot run
+
+
+class GuestCommandTimeout(VirtnetError):
+    """A command run through the guest agent did not finish in time; it was killed."""
+
+    exit_code = 124  # what timeout(1) returns
+
+
+class GuestNotReady(VirtnetError):
+    """`virtnet wait` gave up: the guest did not become ready in time, or cloud-init failed."""
+
+
+class NoWayIn(InputError):
+    """`virtnet ssh` finds no address of the guest this host can reach."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -72,3 +73,40 @@ def last_migration(guest: Guest) -> MigrationReport | None:
     """The report `virtnet migrate` stored in the domain's metadata, if it moved here that way."""
     xml = guest.metadata(MIGRATION_NS)
     return MigrationReport.from_xml(xml) if xml else None
+
+
+@dataclass(frozen=True)
+class GuestSide:
+    """What the guest agent says, for `virtnet show`: OS, hostname, and each NIC's guest addresses."""
+
+    os: str | None
+    hostname: str | None
+    nics: list[dict[str, Any]]  # {"nic": spec index or None, "name", "mac", "addresses"}
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def guest_side(guest: Guest, spec: VMSpec | None) -> GuestSide | None:
+    """The agent's view of a running guest, None when it has no agent or the agent does not answer."""
+    from virtnet.errors import AgentNotResponding, DomainNotRunning, NoAgentChannel
+    from virtnet.spec.derived import nic_mac
+    from virtnet.virt.agent import Agent
+
+    if not guest.is_active or not Agent.configured(guest):
+        return None
+    agent = Agent(guest)
+    try:
+        agent.ping(timeout_s=1)
+        facts = agent.facts()
+        found = agent.nics()
+    except (AgentNotResponding, NoAgentChannel, DomainNotRunning):
+        return None
+    by_mac = {nic_mac(spec, i): i for i in range(len(spec.nics))} if spec else {}
+    nics = [
+        {"nic": by_mac.get(nic.mac or ""), "name": nic.name, "mac": nic.mac, "addresses": list(nic.addresses)}
+        for nic in found
+        if nic.name != "lo"
+    ]
+    os_name = " ".join(part for part in (facts.os_name,) if part) or None
+    return GuestSide(os=os_name, hostname=facts.hostname, nics=nics)

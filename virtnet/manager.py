@@ -1,7 +1,8 @@
 """Orchestration: each user action as one function, with nothing left half-done on failure.
 
-define = resolve -> render -> validate -> switch checks, socket directories, OVS ports -> disks
--> define; when libvirt refuses the domain, the disks and ports it made are taken back.
+define = resolve -> render -> validate -> seed -> switch checks, socket directories, OVS ports
+-> disks -> seed volume -> define; when libvirt refuses the domain, the disks, seed and ports it
+made or changed are taken back.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from virtnet import network
+from virtnet.cloudinit import Seed, build_seed
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
 from virtnet.errors import DomainConfigRejected, DomainExists, InvalidDomainState, StorageError
@@ -20,10 +22,11 @@ from virtnet.hostcheck.resources import require_resources
 from virtnet.inventory import DomainView, spec_of, view
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
+from virtnet.spec.derived import seed_path
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
-from virtnet.virt.storage import Volume, ensure_volume
+from virtnet.virt.storage import Volume, delete_volume, ensure_volume, read_volume, write_volume
 from virtnet.virt.virttype import resolve_virt_type
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,29 @@ class DefineResult:
     redefined: bool
     created_disks: list[str] = field(default_factory=list)
     ports_changed: bool = False
+    seed: SeedWrite | None = None
+    removed_seed: str | None = None  # the seed of a provisioning the spec no longer has
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeedWrite:
+    """What define did with the seed volume: 'created', 'replaced' (new instance-id) or 'unchanged'."""
+
+    path: str
+    instance_id: str
+    action: str
+    previous: bytes | None = field(default=None, repr=False)  # to put back if the define fails
+
+
+@dataclass(frozen=True)
+class UndefineResult:
+    ports: list[str]
+    seed: str | None  # the seed volume removed with the domain
+
+
+# A seed is a few hundred KiB; anything far larger at its path is not one of ours to read back.
+_SEED_LIMIT = 16 * 1024 * 1024
 
 
 def define(
@@ -52,19 +78,30 @@ def define(
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
+    seed = build_seed(spec)  # a bad user-data file stops us here, before anything exists
+    old_spec = spec_of(existing) if existing else None
     _require_resources(host, spec, running=existing is not None and existing.is_active)
     with _switch(spec, ovsdb) as db:
         net = network.prepare(host, spec, uuid, db)
         try:
             created = _ensure_disks(host, spec)
             try:
-                guest, style = _define_first_accepted(host, domains)
+                written = _write_seed(host, spec, seed)
+                try:
+                    guest, style = _define_first_accepted(host, domains)
+                except BaseException:
+                    _restore_seed(host, written)
+                    raise
             except BaseException:
                 _delete(created)
                 raise
         except BaseException:
             network.undo(net, db)
             raise
+    old_seed = seed_path(old_spec) if old_spec else None
+    removed_seed = None
+    if old_seed and old_seed != seed_path(spec) and delete_volume(host, old_seed):
+        removed_seed = old_seed
     return DefineResult(
         guest=guest,
         virt_type=choices.virt_type,
@@ -73,7 +110,31 @@ def define(
         redefined=existing is not None,
         created_disks=[volume.path for volume in created],
         ports_changed=bool(net.ports and net.ports.changed),
+        seed=written,
+        removed_seed=removed_seed,
+        warnings=seed.warnings if seed else (),
     )
+
+
+@dataclass(frozen=True)
+class DefinePlan:
+    """What define would do, for --dry-run: the XML, the seed, whether it redefines."""
+
+    xml: str
+    seed: Seed | None
+    redefines: bool
+    virt_type_reason: str
+
+
+def plan_define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefinePlan:
+    """Everything define decides, changing nothing (the forward style is the first one it tries)."""
+    existing = _domain_to_update(host, spec)
+    uuid = existing.uuid if existing else (str(spec.uuid) if spec.uuid else None)
+    virt = resolve_virt_type(spec.virt_type, host, virt_type)
+    choices = HostChoices(virt_type=virt.virt_type, forward_style=_forward_styles(spec)[0], uuid=uuid)
+    domain = render_domain(spec, choices)
+    validate_domain(domain)
+    return DefinePlan(domain.to_xml(), build_seed(spec), existing is not None, virt.reason)
 
 
 def start(host: Host, name: str, *, ovsdb: str | None = None) -> Guest:
@@ -104,8 +165,8 @@ def stop(host: Host, name: str, *, force: bool = False, timeout_s: float = 60.0)
     return guest
 
 
-def undefine(host: Host, name: str, *, ovsdb: str | None = None) -> list[str]:
-    """Remove a stopped domain and its OVS ports; return the ports removed."""
+def undefine(host: Host, name: str, *, ovsdb: str | None = None) -> UndefineResult:
+    """Remove a stopped domain, its OVS ports and its cloud-init seed (disk images stay)."""
     guest = host.lookup(name)
     if guest.is_active:
         raise InvalidDomainState(
@@ -115,7 +176,9 @@ def undefine(host: Host, name: str, *, ovsdb: str | None = None) -> list[str]:
     uuid = guest.uuid
     with _switch(spec, ovsdb) as db:  # connect first: an unreachable switch stops us before anything
         guest.undefine()
-        return vmports.remove(db, uuid) if db is not None else []
+        ports = vmports.remove(db, uuid) if db is not None else []
+    seed = seed_path(spec) if spec else None
+    return UndefineResult(ports=ports, seed=seed if seed and delete_volume(host, seed) else None)
 
 
 def gc_ports(host: Host, *, ovsdb: str | None = None, dry_run: bool = False) -> list[vmports.VmPort]:
@@ -203,8 +266,15 @@ def _ensure_disks(host: Host, spec: VMSpec) -> list[Volume]:
     try:
         for i, disk in enumerate(spec.disks):
             try:
-                volume = ensure_volume(host, disk.path, disk.size, disk.effective_format)
+                volume = ensure_volume(
+                    host, disk.path, disk.size, disk.effective_format, backing=disk.backing
+                )
             except StorageError as err:
+                if disk.backing is not None:
+                    raise StorageError(
+                        f"disks[{i}]: {err}; fix backing, or move the existing image out of the way",
+                        uri=host.uri,
+                    ) from None
                 hint = "" if disk.size or disk.device == "cdrom" else " or add size = '10GiB' to create it"
                 raise StorageError(f"disks[{i}].path: {err}; fix the path{hint}", uri=host.uri) from None
             if volume is not None:
@@ -221,3 +291,40 @@ def _delete(volumes: list[Volume]) -> None:
             volume.delete()
         except StorageError as err:
             log.warning("could not delete %s after a failed define: %s", volume.path, err)
+
+
+def _write_seed(host: Host, spec: VMSpec, seed: Seed | None) -> SeedWrite | None:
+    """Upload the seed ISO through the storage API, unless the host already has this instance-id."""
+    if seed is None:
+        return None
+    from virtnet.cloudinit.iso import read_seed_file, seed_iso
+
+    path = seed_path(spec)
+    assert path is not None
+    try:
+        previous = read_volume(host, path, _SEED_LIMIT)
+        if previous is not None and all(
+            read_seed_file(previous, name) == data for name, data in seed.files().items()
+        ):
+            return SeedWrite(path, seed.instance_id, "unchanged")
+        write_volume(host, path, seed_iso(seed.files()))
+    except StorageError as err:
+        raise StorageError(
+            f"cloud_init.seed: cannot write the seed {path} on {host.uri}: {err}; "
+            "choose a directory libvirt can use with cloud_init.seed",
+            uri=host.uri,
+        ) from None
+    return SeedWrite(path, seed.instance_id, "created" if previous is None else "replaced", previous)
+
+
+def _restore_seed(host: Host, written: SeedWrite | None) -> None:
+    """After a refused define: the seed as it was before (or none, as there was none)."""
+    if written is None or written.action == "unchanged":
+        return
+    try:
+        if written.previous is None:
+            delete_volume(host, written.path)
+        else:
+            write_volume(host, written.path, written.previous)
+    except StorageError as err:
+        log.warning("could not restore the seed %s after a failed define: %s", written.path, err)

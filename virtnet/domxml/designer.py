@@ -20,7 +20,7 @@ from virtnet.domxml.metadata import VIRTNET_NS, VIRTNET_PREFIX, Metadata, Virtne
 from virtnet.domxml.os import BootDevice, Os
 from virtnet.domxml.qemu import QEMU_NS, QemuArg, QemuCommandline
 from virtnet.spec.codec import SPEC_VERSION, dump_spec
-from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads
+from virtnet.spec.derived import nic_mac, seed_path, vcpu_sockets_cores_threads
 from virtnet.spec.models import UserNic, VhostUserNic, VMSpec
 from virtnet.units import KIB, format_cpuset
 
@@ -28,6 +28,7 @@ from virtnet.units import KIB, format_cpuset
 # the connected libvirt accepts it, else QEMU's own hostfwd through <qemu:commandline>.
 ForwardStyle = Literal["passt", "qemu-args"]
 _DISK_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd"}
+AGENT_CHANNEL = "org.qemu.guest_agent.0"  # the port name qemu-guest-agent's udev rule waits for
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ def _devices(spec: VMSpec, host: HostChoices) -> dev.Devices:
         iface for i in range(len(spec.nics)) if (iface := _interface(spec, i, host)) is not None
     ]
     devices.serials, devices.consoles = _console(spec)
+    if spec.agent:
+        devices.channels = [dev.Channel(type="unix", target_type="virtio", target_name=AGENT_CHANNEL)]
     if spec.usb_input:
         devices.inputs = [dev.Input(type="keyboard", bus="usb"), dev.Input(type="tablet", bus="usb")]
     if spec.graphics is not None:
@@ -172,22 +175,29 @@ def _devices(spec: VMSpec, host: HostChoices) -> dev.Devices:
 
 def _disks(spec: VMSpec) -> list[dev.Disk]:
     used: dict[str, int] = {}
+    wanted = [
+        (disk.device, disk.effective_format, disk.cache, disk.path, disk.effective_bus) for disk in spec.disks
+    ]
+    seed = seed_path(spec)
+    if seed is not None:
+        # The NoCloud seed: a read-only cdrom cloud-init finds by its volume label 'cidata'.
+        wanted.append(("cdrom", "raw", None, seed, "sata"))
     disks = []
-    for disk in spec.disks:
-        prefix = _DISK_PREFIX[disk.effective_bus]
+    for device, fmt, cache, path, bus in wanted:
+        prefix = _DISK_PREFIX[bus]
         index = used.get(prefix, 0)
         used[prefix] = index + 1
         disks.append(
             dev.Disk(
                 type="file",
-                device=disk.device,
+                device=device,
                 driver_name="qemu",
-                driver_type=disk.effective_format,
-                driver_cache=disk.cache,
-                source_file=disk.path,
+                driver_type=fmt,
+                driver_cache=cache,
+                source_file=path,
                 target_dev=prefix + _disk_letters(index),
-                target_bus=disk.effective_bus,
-                readonly=disk.device == "cdrom",
+                target_bus=bus,
+                readonly=device == "cdrom",
             )
         )
     return disks

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from virtnet.errors import SpecError
-from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads, vhost_port_name
+from virtnet.spec.derived import nic_mac, seed_path, vcpu_sockets_cores_threads, vhost_port_name
 from virtnet.spec.models import VhostUserNic, VMSpec
+from virtnet.spec.types import parse_hostname
 from virtnet.units import GIB, MIB, format_cpuset, format_size
 
 SUPPORTED_PAGE_SIZES = (2 * MIB, GIB)
@@ -215,6 +217,26 @@ def check_disks(spec: VMSpec) -> Iterator[SpecError]:
             yield SpecError(f"disks[{i}].format", "install media are raw ISO images", "remove format")
         if disk.device == "cdrom" and disk.bus == "virtio":
             yield SpecError(f"disks[{i}].bus", "a cdrom cannot sit on virtio", "use bus 'sata' or 'ide'")
+        if disk.backing is not None:
+            if disk.device == "cdrom":
+                yield SpecError(f"disks[{i}].backing", "a cdrom has no backing image", "remove backing")
+            elif disk.effective_format != "qcow2":
+                yield SpecError(
+                    f"disks[{i}].format", "an overlay over a backing image is qcow2", "remove format"
+                )
+            if disk.backing == disk.path:
+                yield SpecError(
+                    f"disks[{i}].backing",
+                    "is the disk itself",
+                    "name the base image the overlay at path starts from",
+                )
+    seed = seed_path(spec)
+    if seed is not None and seed in seen:
+        yield SpecError(
+            "cloud_init.seed",
+            f"{seed} is already disks[{seen[seed]}]",
+            "give the seed a path of its own with cloud_init.seed",
+        )
 
 
 def check_boot(spec: VMSpec) -> Iterator[SpecError]:
@@ -238,6 +260,84 @@ def check_console(spec: VMSpec) -> Iterator[SpecError]:
         )
 
 
+def check_guest_network(spec: VMSpec) -> Iterator[SpecError]:
+    for i, nic in enumerate(spec.nics):
+        given = [name for name in ("address", "gateway", "dns") if getattr(nic, name)]
+        if given and spec.cloud_init is None:
+            yield SpecError(
+                f"nics[{i}].{given[0]}",
+                "guest addresses are applied by cloud-init at first boot, but the spec has no [cloud_init]",
+                "add a [cloud_init] table (it may be empty)",
+            )
+        if nic.gateway is None:
+            continue
+        if nic.address is None or nic.address == "dhcp":
+            yield SpecError(
+                f"nics[{i}].gateway",
+                "a gateway needs a static address (DHCP brings its own)",
+                "set nics[{i}].address = '10.0.0.2/24' or remove gateway".replace("{i}", str(i)),
+            )
+        elif nic.gateway not in ipaddress.IPv4Interface(nic.address).network:
+            network = ipaddress.IPv4Interface(nic.address).network
+            yield SpecError(
+                f"nics[{i}].gateway",
+                f"{nic.gateway} is outside {network}, the network of address {nic.address}",
+                f"use a gateway inside {network}",
+            )
+        elif str(nic.gateway) == nic.address.split("/")[0]:
+            yield SpecError(
+                f"nics[{i}].gateway", f"{nic.gateway} is the NIC's own address", "use the router's address"
+            )
+
+
+def check_cloud_init(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
+    provisioning = spec.cloud_init
+    if provisioning is None:
+        return
+    if provisioning.user_data is not None:
+        mixed = [name for name in ("users", "runcmd", "write_files") if getattr(provisioning, name)]
+        if mixed:
+            yield SpecError(
+                f"cloud_init.{mixed[0]}",
+                "user_data is passed to cloud-init as it is, so this cannot be added to it",
+                "put it in the user_data file, or remove user_data",
+            )
+    if provisioning.hostname is None:
+        try:
+            parse_hostname(spec.name)
+        except ValueError:
+            yield SpecError(
+                "cloud_init.hostname",
+                f"the VM name {spec.name!r} is not a hostname, and the guest's hostname defaults to it",
+                "set cloud_init.hostname, e.g. 'web-1'",
+            )
+    names: dict[str, int] = {}
+    for i, user in enumerate(provisioning.users):
+        if user.name in names:
+            yield SpecError(
+                f"cloud_init.users[{i}].name",
+                f"{user.name!r} is already cloud_init.users[{names[user.name]}]",
+                "list each user once",
+            )
+        names.setdefault(user.name, i)
+    paths: dict[str, int] = {}
+    for i, item in enumerate(provisioning.write_files):
+        if item.path in paths:
+            yield SpecError(
+                f"cloud_init.write_files[{i}].path",
+                f"{item.path} is already written by cloud_init.write_files[{paths[item.path]}]",
+                "write each file once",
+            )
+        paths.setdefault(item.path, i)
+    can_log_in = any(user.ssh_authorized_keys or user.password_hash for user in provisioning.users)
+    if not provisioning.default_user and provisioning.user_data is None and not can_log_in:
+        yield SpecWarning(
+            "cloud_init.users",
+            "no user can log in (default_user is false and no user has a key or password); "
+            "add ssh_authorized_keys to a user if that is not intended",
+        )
+
+
 CHECKS: tuple[Check, ...] = (
     check_topology,
     check_cpu_mode,
@@ -250,6 +350,8 @@ CHECKS: tuple[Check, ...] = (
     check_disks,
     check_boot,
     check_console,
+    check_guest_network,
+    check_cloud_init,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from virtnet.spec.load import spec_from_dict
 from virtnet.spec.models import VMSpec
@@ -12,8 +13,12 @@ SPEC_VERSION = 1
 
 
 def dump_spec(spec: VMSpec) -> str:
-    """Compact, deterministic JSON. Secrets are left out: libvirt keeps them in their own elements."""
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"graphics": {"password"}})
+    """Compact, deterministic JSON. Secrets are left out: libvirt and the seed keep them, nothing else."""
+    secrets: dict[str, Any] = {
+        "graphics": {"password"},
+        "cloud_init": {"users": {"__all__": {"password_hash"}}},
+    }
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude=secrets)
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 
 from virtnet.spec.models import Nic, VhostUserNic, VMSpec
 
@@ -43,3 +44,30 @@ def pinned_cpusets(spec: VMSpec) -> list[tuple[str, frozenset[int]]]:
     if pinning.emulator is not None:
         pins.append(("cpu.pinning.emulator", pinning.emulator))
     return pins
+
+
+# Where a seed goes when the VM has no disk to put it beside: libvirt's default pool directory.
+DEFAULT_IMAGE_DIR = "/var/lib/libvirt/images"
+
+
+def seed_path(spec: VMSpec) -> str | None:
+    """The NoCloud seed volume of a provisioned VM: the spec's, or '<first disk's dir>/<name>-cidata.iso'."""
+    provisioning = spec.cloud_init
+    if provisioning is None:
+        return None
+    if provisioning.seed:
+        return provisioning.seed
+    disks = [disk for disk in spec.disks if disk.device == "disk"]
+    directory = posixpath.dirname(disks[0].path) if disks else DEFAULT_IMAGE_DIR
+    return posixpath.join(directory, f"{spec.name}-cidata.iso")
+
+
+def guest_hostname(spec: VMSpec) -> str:
+    """The hostname cloud-init sets: the spec's, or the VM name."""
+    provisioning = spec.cloud_init
+    return provisioning.hostname if provisioning and provisioning.hostname else spec.name
+
+
+def guest_nic_name(index: int) -> str:
+    """The name cloud-init gives nics[index] in the guest (matched by MAC, so stable across boots)."""
+    return f"eth{index}"

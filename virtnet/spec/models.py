@@ -12,7 +12,24 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from virtnet.spec.types import AbsolutePath, CpuSet, Mac, Name, Secret, Size, Text, Title
+from virtnet.spec.types import (
+    AbsolutePath,
+    CpuSet,
+    FileMode,
+    GroupName,
+    GuestAddress,
+    Hostname,
+    Mac,
+    Name,
+    Owner,
+    PasswordHash,
+    Secret,
+    Size,
+    SshPublicKey,
+    Text,
+    Title,
+    UserName,
+)
 
 MAX_VHOST_QUEUES = 256  # QEMU's limit for virtio-net queue pairs
 
@@ -69,6 +86,8 @@ class Disk(_Model):
     bus: DiskBus | None = None  # default: virtio for disks, sata for cdroms
     cache: CacheMode | None = None
     size: Size | None = None  # create the volume with this capacity when it is missing
+    # Create the disk as a qcow2 overlay of this image (read-only, shared by every VM made from it).
+    backing: AbsolutePath | None = None
 
     @property
     def effective_format(self) -> str:
@@ -89,14 +108,22 @@ class PortForward(_Model):
     host_address: IPv4Address = IPv4Address("127.0.0.1")
 
 
-class UserNic(_Model):
+class _GuestNetwork(_Model):
+    """The guest's side of a NIC, applied by cloud-init at first boot (needs [cloud_init])."""
+
+    address: GuestAddress | None = None  # '10.77.9.1/24' or 'dhcp'; a user NIC defaults to dhcp
+    gateway: IPv4Address | None = None
+    dns: list[IPv4Address] = []
+
+
+class UserNic(_GuestNetwork):
     type: Literal["user"]
     mac: Mac | None = None
     model: Literal["virtio", "e1000", "e1000e", "rtl8139"] = "virtio"
     forwards: list[PortForward] = []
 
 
-class VhostUserNic(_Model):
+class VhostUserNic(_GuestNetwork):
     type: Literal["vhostuser"]
     socket: AbsolutePath
     # server: QEMU creates the socket and OVS's dpdkvhostuserclient port connects to it, so the
@@ -136,6 +163,39 @@ class Console(_Model):
     log: AbsolutePath | None = None  # pty: also write everything to this file; file: the file itself
 
 
+class GuestUser(_Model):
+    """A user cloud-init creates at first boot."""
+
+    name: UserName
+    ssh_authorized_keys: list[SshPublicKey] = []
+    sudo: bool | Text = False  # true: passwordless sudo for everything; or a sudoers rule
+    shell: AbsolutePath | None = None
+    groups: list[GroupName] = []
+    password_hash: PasswordHash | None = None  # crypt(3), e.g. from `mkpasswd -m sha-512`; else locked
+
+
+class WriteFile(_Model):
+    path: AbsolutePath
+    content: Text
+    permissions: FileMode = "0644"
+    owner: Owner = "root:root"
+
+
+class CloudInit(_Model):
+    """First-boot provisioning: a NoCloud seed (ISO 'cidata') attached as a read-only cdrom."""
+
+    hostname: Hostname | None = None  # default: the VM name
+    # Keep the image's own user (cloud-init's `default` entry: `debian` on Debian's cloud images).
+    default_user: bool = True
+    users: list[GuestUser] = []
+    # An argv list runs without a shell; a string runs through `sh -c`, as cloud-init does.
+    runcmd: list[list[Text] | Text] = []
+    write_files: list[WriteFile] = []
+    # A #cloud-config file of the user's own, passed through after validation (instead of the above).
+    user_data: AbsolutePath | None = None
+    seed: AbsolutePath | None = None  # the seed volume; default: <first disk's dir>/<name>-cidata.iso
+
+
 class VMSpec(_Model):
     name: Name
     uuid: UUID | None = None
@@ -154,6 +214,9 @@ class VMSpec(_Model):
     video: Literal["virtio", "vga", "qxl", "bochs", "cirrus"] | None = None
     usb_input: bool = False  # qemu-xhci controller with a USB keyboard and tablet
     sound: Literal["intel-hda"] | None = None  # intel-hda with an hda-duplex codec
+    # The virtio-serial channel org.qemu.guest_agent.0: exec, addresses, OS info, quiesce.
+    agent: bool = True
+    cloud_init: CloudInit | None = None
 
     @property
     def vhost_user_nics(self) -> list[VhostUserNic]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import re
+import struct
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, SecretStr
@@ -63,6 +67,120 @@ def _title(value: object) -> str:
     return text
 
 
+def parse_hostname(value: object) -> str:
+    # RFC 1123 labels: what `hostname` and cloud-init's set_hostname accept.
+    label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    if not isinstance(value, str) or len(value) > 253 or not re.fullmatch(rf"{label}(\.{label})*", value):
+        raise ValueError(
+            f"{value!r} is not a hostname; use letters, digits and '-' in dot-separated labels, e.g. 'web-1'"
+        )
+    return value
+
+
+def _user_name(value: object) -> str:
+    # What Debian's adduser accepts by default (NAME_REGEX), and nothing a shell would expand.
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(
+            f"{value!r} is not a user name; use 1-32 lower-case letters, digits, '_' or '-', "
+            "starting with a letter or '_'"
+        )
+    if value == "default":
+        raise ValueError("'default' is cloud-init's name for the image's own user; set default_user = true")
+    return value
+
+
+# The key types OpenSSH's sshd accepts in authorized_keys (ssh-keygen -t ..., and security keys).
+SSH_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+
+
+def _ssh_public_key(value: object) -> str:
+    """One authorized_keys line: TYPE BASE64 [COMMENT], the blob naming the same TYPE.
+
+    The blob starts with its own key type as an SSH string (RFC 4253 section 6.6), so a private key,
+    a fingerprint or a truncated paste is told apart from a public key without any cryptography.
+    """
+    fix = "paste one line of a .pub file, e.g. the output of `cat ~/.ssh/id_ed25519.pub`"
+    if not isinstance(value, str) or "\n" in value.strip():
+        raise ValueError(f"is not one public key line; {fix}")
+    if "PRIVATE KEY" in value:
+        raise ValueError(f"is a private key, which must never leave its machine; {fix}")
+    parts = value.strip().split(maxsplit=2)
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        shown = parts[0][:40] if parts else ""
+        raise ValueError(f"{shown!r} is not an ssh public key type; {fix}")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        inner = blob[4 : 4 + length].decode("ascii")
+    except (binascii.Error, struct.error, UnicodeDecodeError):
+        inner = ""
+    if inner != parts[0]:
+        raise ValueError(f"the {parts[0]} key's data is damaged or of another type; {fix}")
+    return " ".join(parts)
+
+
+def _password_hash(value: object) -> str:
+    # The value never appears in the message: it is a secret even when hashed.
+    if not isinstance(value, str) or not re.fullmatch(r"\$[0-9a-z]+\$[^\s:]+", value):
+        raise ValueError(
+            "is not a crypt(3) password hash; make one with `mkpasswd -m sha-512` "
+            "(never put a plain password here)"
+        )
+    return value
+
+
+def _file_mode(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3,4}", value):
+        raise ValueError(f"{value!r} is not an octal file mode; write it as a string like '0644'")
+    return value if value.startswith("0") else "0" + value
+
+
+def _guest_address(value: object) -> str:
+    """'dhcp', or a static IPv4 address with its prefix, canonical ('10.77.9.1/24')."""
+    fix = "write an address with its prefix like '10.77.9.1/24', or 'dhcp'"
+    if value == "dhcp":
+        return value
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{value!r} is not an address with a prefix; {fix}")
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address with a prefix; {fix}") from None
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        which = "network" if iface.ip == net.network_address else "broadcast"
+        raise ValueError(
+            f"{value!r} is the {which} address of {net}, not a host in it; "
+            f"use a host address such as '{next(net.hosts())}/{net.prefixlen}'"
+        )
+    if iface.ip.is_loopback or iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise ValueError(f"{value!r} cannot be a NIC's address; {fix}")
+    return str(iface)
+
+
+def _group_name(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(f"{value!r} is not a group name; use lower-case letters, digits, '_' or '-'")
+    return value
+
+
+def _owner(value: object) -> str:
+    name = r"[a-z_][a-z0-9_-]{0,31}"
+    if not isinstance(value, str) or not re.fullmatch(rf"{name}(:{name})?", value):
+        raise ValueError(f"{value!r} is not an owner; write 'user' or 'user:group', e.g. 'root:root'")
+    return value
+
+
 # Sizes are bytes in Python and canonical binary strings ('4GiB') in TOML/JSON.
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 # CPU sets are frozensets in Python and canonical libvirt cpusets ('0-2,5') in TOML/JSON.
@@ -75,3 +193,11 @@ AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
 Title = Annotated[str, BeforeValidator(_title)]
 Text = Annotated[str, BeforeValidator(_text)]
 Secret = Annotated[SecretStr, BeforeValidator(_secret)]
+Hostname = Annotated[str, BeforeValidator(parse_hostname)]
+UserName = Annotated[str, BeforeValidator(_user_name)]
+SshPublicKey = Annotated[str, BeforeValidator(_ssh_public_key)]
+PasswordHash = Annotated[SecretStr, BeforeValidator(_password_hash)]
+FileMode = Annotated[str, BeforeValidator(_file_mode)]
+GuestAddress = Annotated[str, BeforeValidator(_guest_address)]
+GroupName = Annotated[str, BeforeValidator(_group_name)]
+Owner = Annotated[str, BeforeValidator(_owner)]

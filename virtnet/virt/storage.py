@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 
@@ -26,27 +27,148 @@ class Volume:
             self._vol.delete(0)
 
 
-def ensure_volume(host: Host, path: str, capacity_bytes: int | None, fmt: str) -> Volume | None:
+def ensure_volume(
+    host: Host, path: str, capacity_bytes: int | None, fmt: str, *, backing: str | None = None
+) -> Volume | None:
     """Make sure an image exists at `path` on the libvirt host.
 
     Returns the Volume when this call created it (so a failed define can delete it), None when it
-    was already there. Without a capacity a missing image is an error.
+    was already there. Without a capacity (or a backing image to take it from) a missing image is an
+    error. With `backing` the image is a qcow2 overlay of it, as `qemu-img create -b` makes one: the
+    base stays read-only and shared by every overlay.
     """
     directory, name = posixpath.split(path)
-    pool = _pool_for_directory(host, directory, build=capacity_bytes is not None)
-    if pool is not None and _lookup(pool, name) is not None:
+    pool = _pool_for_directory(host, directory, build=capacity_bytes is not None or backing is not None)
+    existing = _lookup(pool, name) if pool is not None else None
+    if existing is not None:
+        if backing is not None:
+            _require_backing(existing, path, backing, host.uri)
         return None
-    if capacity_bytes is None:
+    base = _backing_volume(host, backing) if backing is not None else None
+    if capacity_bytes is None and base is None:
         raise StorageError(f"{path} does not exist on {host.uri}", uri=host.uri)
     assert pool is not None
     vol = etree.Element("volume")
     etree.SubElement(vol, "name").text = name
-    etree.SubElement(vol, "capacity", unit="bytes").text = str(capacity_bytes)
+    capacity = capacity_bytes if capacity_bytes is not None else base.capacity  # type: ignore[union-attr]
+    etree.SubElement(vol, "capacity", unit="bytes").text = str(capacity)
     etree.SubElement(vol, "allocation", unit="bytes").text = "0"
     etree.SubElement(etree.SubElement(vol, "target"), "format", type=fmt)
+    if base is not None:
+        store = etree.SubElement(vol, "backingStore")
+        etree.SubElement(store, "path").text = base.path
+        etree.SubElement(store, "format", type=base.format)
     with libvirt_errors(host.uri):
         created = pool.createXML(etree.tostring(vol, encoding="unicode"), 0)
     return Volume(created, host.uri)
+
+
+class _Base:
+    """A backing image as libvirt sees it: its path, format and virtual size."""
+
+    def __init__(self, path: str, fmt: str, capacity: int) -> None:
+        self.path, self.format, self.capacity = path, fmt, capacity
+
+
+def _backing_volume(host: Host, path: str) -> _Base:
+    directory, name = posixpath.split(path)
+    pool = _pool_for_directory(host, directory, build=False)
+    vol = _lookup(pool, name) if pool is not None else None
+    if vol is None:
+        raise StorageError(f"the backing image {path} does not exist on {host.uri}", uri=host.uri)
+    with libvirt_errors(host.uri):
+        root = etree.fromstring(vol.XMLDesc(0))
+        capacity = vol.info()[1]
+    fmt = str(root.xpath("string(target/format/@type)")) or "raw"
+    if fmt not in ("qcow2", "raw"):
+        raise StorageError(f"the backing image {path} is {fmt}, not qcow2 or raw", uri=host.uri)
+    return _Base(path, fmt, int(capacity))
+
+
+def _require_backing(vol: libvirt.virStorageVol, path: str, backing: str, uri: str) -> None:
+    """An existing overlay must already sit on the base the spec names: never rebase a user's disk."""
+    with libvirt_errors(uri):
+        found = etree.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+    if found is None or posixpath.normpath(found) != posixpath.normpath(backing):
+        raise StorageError(
+            f"{path} exists on {uri} with backing image {found or '(none)'}, not {backing}",
+            uri=uri,
+        )
+
+
+def read_volume(host: Host, path: str, limit_bytes: int) -> bytes | None:
+    """A small volume's content through the storage API (works on a remote host), None when missing."""
+    vol = _find_volume(host, path)
+    if vol is None:
+        return None
+    with libvirt_errors(host.uri):
+        size = int(vol.info()[1])
+        if size > limit_bytes:
+            return None
+        stream = host.conn.newStream(0)
+        try:
+            vol.download(stream, 0, size, 0)
+            chunks = []
+            while chunk := stream.recv(256 * 1024):
+                chunks.append(chunk)
+            stream.finish()
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
+    return b"".join(chunks)
+
+
+def write_volume(host: Host, path: str, data: bytes) -> Volume:
+    """Create (or replace) a raw volume holding `data`, uploaded through the storage API.
+
+    Replacing deletes and re-creates it: a QEMU that has the old file open keeps reading the old
+    content until its next start, never a half-written one.
+    """
+    directory, name = posixpath.split(path)
+    pool = _pool_for_directory(host, directory, build=True)
+    assert pool is not None
+    with libvirt_errors(host.uri):
+        old = _lookup(pool, name)
+        if old is not None:
+            old.delete(0)
+        vol_xml = etree.Element("volume")
+        etree.SubElement(vol_xml, "name").text = name
+        etree.SubElement(vol_xml, "capacity", unit="bytes").text = str(len(data))
+        etree.SubElement(etree.SubElement(vol_xml, "target"), "format", type="raw")
+        vol = pool.createXML(etree.tostring(vol_xml, encoding="unicode"), 0)
+        try:
+            stream = host.conn.newStream(0)
+            vol.upload(stream, 0, len(data), 0)
+            try:
+                for offset in range(0, len(data), 256 * 1024):
+                    stream.send(data[offset : offset + 256 * 1024])
+                stream.finish()
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+            raise
+    return Volume(vol, host.uri)
+
+
+def delete_volume(host: Host, path: str) -> bool:
+    """Delete the volume at `path`; False when there was none."""
+    vol = _find_volume(host, path)
+    if vol is None:
+        return False
+    with libvirt_errors(host.uri):
+        vol.delete(0)
+    return True
+
+
+def _find_volume(host: Host, path: str) -> libvirt.virStorageVol | None:
+    directory, name = posixpath.split(path)
+    pool = _pool_for_directory(host, directory, build=False)
+    return _lookup(pool, name) if pool is not None else None
 
 
 def _pool_for_directory(host: Host, directory: str, *, build: bool) -> libvirt.virStoragePool | None:

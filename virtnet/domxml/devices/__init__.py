@@ -1,6 +1,6 @@
 """<devices> and the device elements virtnet writes."""
 
-from virtnet.domxml.devices.console import Console, Serial
+from virtnet.domxml.devices.console import Channel, Console, Serial
 from virtnet.domxml.devices.disk import Disk
 from virtnet.domxml.devices.graphics import Graphics, Video
 from virtnet.domxml.devices.interface import Interface, PortForward, PortRange
@@ -15,6 +15,7 @@ class Devices(XMLBuilder):
     interfaces = XMLChild(Interface, many=True)
     serials = XMLChild(Serial, many=True)
     consoles = XMLChild(Console, many=True)
+    channels = XMLChild(Channel, many=True)
     inputs = XMLChild(Input, many=True)
     graphics = XMLChild(Graphics, many=True)
     sounds = XMLChild(Sound, many=True)
@@ -23,6 +24,7 @@ class Devices(XMLBuilder):
 
 
 __all__ = [
+    "Channel",
     "Console",
     "Controller",
     "Devices",

@@ -1,4 +1,4 @@
-"""<serial> and <console>: the guest's serial port, as `virsh console` reaches it."""
+"""<serial>, <console> and <channel>: the serial port `virsh console` reaches, and the agent's channel."""
 
 from virtnet.domxml.xmlbuilder import INT, ON_OFF, XMLBuilder, XMLProperty
 
@@ -18,3 +18,12 @@ class Console(XMLBuilder):
     source_path = XMLProperty("source/@path")
     target_type = XMLProperty("target/@type")
     target_port = XMLProperty("target/@port", INT)
+
+
+class Channel(XMLBuilder):
+    """<channel type='unix'> with a virtio target: the guest agent's port (libvirt picks the socket)."""
+
+    TAG = "channel"
+    type = XMLProperty("@type")
+    target_type = XMLProperty("target/@type")
+    target_name = XMLProperty("target/@name")
