@@ -213,6 +213,128 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("long title", setting("title", "x" * 201), "title", "1-200"),
     ("control character", setting("description", "a\x07b"), "description", "XML cannot hold"),
     ("control in cmdline", setting("boot", {"cmdline": "quiet\x00"}), "boot.cmdline", "XML cannot hold"),
+    # Provisioning: what cloud-init would choke on at first boot is refused before anything exists.
+    (
+        "address without cloud_init",
+        lambda s: s["nics"][1].update(address="10.77.9.1/24"),
+        "nics[1].address",
+        "add a [cloud_init] table",
+    ),
+    (
+        "address is the network's own",
+        lambda s: s.update(cloud_init={}) or s["nics"][1].update(address="10.77.9.0/24"),
+        "nics[1].address",
+        "network address of 10.77.9.0/24",
+    ),
+    (
+        "address is the broadcast",
+        lambda s: s.update(cloud_init={}) or s["nics"][1].update(address="10.77.9.255/24"),
+        "nics[1].address",
+        "broadcast",
+    ),
+    (
+        "address without prefix",
+        lambda s: s.update(cloud_init={}) or s["nics"][1].update(address="10.77.9.1"),
+        "nics[1].address",
+        "with a prefix",
+    ),
+    (
+        "gateway outside the prefix",
+        lambda s: (
+            s.update(cloud_init={}) or s["nics"][1].update(address="10.77.9.1/24", gateway="10.77.10.1")
+        ),
+        "nics[1].gateway",
+        "outside 10.77.9.0/24",
+    ),
+    (
+        "gateway with dhcp",
+        lambda s: s.update(cloud_init={}) or s["nics"][0].update(address="dhcp", gateway="10.0.2.2"),
+        "nics[0].gateway",
+        "needs a static address",
+    ),
+    (
+        "not an ssh public key",
+        setting("cloud_init", {"users": [{"name": "tester", "ssh_authorized_keys": ["hello world"]}]}),
+        "cloud_init.users[0].ssh_authorized_keys[0]",
+        "not an ssh public key type",
+    ),
+    (
+        "ssh key with damaged data",
+        setting(
+            "cloud_init", {"users": [{"name": "t", "ssh_authorized_keys": ["ssh-ed25519 AAAAB3NzaC1yc2E="]}]}
+        ),
+        "cloud_init.users[0].ssh_authorized_keys[0]",
+        "damaged or of another type",
+    ),
+    (
+        "a private key pasted",
+        setting(
+            "cloud_init",
+            {"users": [{"name": "t", "ssh_authorized_keys": ["-----BEGIN OPENSSH PRIVATE KEY----- b3Bl"]}]},
+        ),
+        "cloud_init.users[0].ssh_authorized_keys[0]",
+        "private key",
+    ),
+    (
+        "user named default",
+        setting("cloud_init", {"users": [{"name": "default"}]}),
+        "cloud_init.users[0].name",
+        "default_user = true",
+    ),
+    (
+        "user name with space",
+        setting("cloud_init", {"users": [{"name": "a b"}]}),
+        "cloud_init.users[0].name",
+        "not a user name",
+    ),
+    (
+        "plain password",
+        setting("cloud_init", {"users": [{"name": "t", "password_hash": "hunter2"}]}),
+        "cloud_init.users[0].password_hash",
+        "mkpasswd",
+    ),
+    (
+        "hostname with underscore",
+        setting("cloud_init", {"hostname": "web_1"}),
+        "cloud_init.hostname",
+        "not a hostname",
+    ),
+    (
+        "vm name that is no hostname",
+        lambda s: s.update(name="vm_1", cloud_init={}),
+        "cloud_init.hostname",
+        "set cloud_init.hostname",
+    ),
+    (
+        "user_data and users",
+        setting("cloud_init", {"user_data": "/etc/ud.yaml", "users": [{"name": "t"}]}),
+        "cloud_init.users",
+        "put it in the user_data file",
+    ),
+    (
+        "file mode not octal",
+        setting("cloud_init", {"write_files": [{"path": "/etc/x", "content": "", "permissions": "rw"}]}),
+        "cloud_init.write_files[0].permissions",
+        "octal",
+    ),
+    (
+        "backing on a cdrom",
+        lambda s: s["disks"].append({"path": "/i.iso", "device": "cdrom", "backing": "/b.qcow2"}),
+        "disks[1].backing",
+        "no backing",
+    ),
+    (
+        "raw overlay",
+        lambda s: s["disks"][0].update(backing="/b.qcow2", format="raw"),
+        "disks[0].format",
+        "qcow2",
+    ),
+    (
+        "seed on a disk",
+        lambda s: s.update(cloud_init={"seed": "/var/lib/libvirt/images/d.qcow2"}),
+        "cloud_init.seed",
+        "already disks[0]",
+    ),
 ]
 
 
@@ -239,6 +361,17 @@ def test_invalid_spec_names_field_and_fix(
     assert err.path == path, str(err)
     assert words.lower() in str(err).lower()
     assert "\n" not in str(err)
+
+
+def test_a_password_hash_never_shows_in_errors_or_the_stored_spec() -> None:
+    from virtnet.spec.codec import dump_spec
+
+    spec = {**base(), "cloud_init": {"users": [{"name": "t", "password_hash": "$6$salt$SECRETHASH"}]}}
+    assert "SECRETHASH" not in dump_spec(spec_from_dict(spec))
+    spec["cloud_init"]["users"][0]["password_hash"] = "SECRET-plain"
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict(spec)
+    assert "SECRET" not in str(caught.value)
 
 
 def test_table_is_large_enough() -> None:

@@ -16,7 +16,13 @@ from virtnet import network
 from virtnet.cloudinit import Seed, build_seed
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
-from virtnet.errors import DomainConfigRejected, DomainExists, InvalidDomainState, StorageError
+from virtnet.errors import (
+    DomainConfigRejected,
+    DomainExists,
+    HypervisorError,
+    InvalidDomainState,
+    StorageError,
+)
 from virtnet.hostcheck.machine import Machine
 from virtnet.hostcheck.resources import require_resources
 from virtnet.inventory import DomainView, spec_of, view
@@ -308,7 +314,7 @@ def _write_seed(host: Host, spec: VMSpec, seed: Seed | None) -> SeedWrite | None
         ):
             return SeedWrite(path, seed.instance_id, "unchanged")
         write_volume(host, path, seed_iso(seed.files()))
-    except StorageError as err:
+    except HypervisorError as err:
         raise StorageError(
             f"cloud_init.seed: cannot write the seed {path} on {host.uri}: {err}; "
             "choose a directory libvirt can use with cloud_init.seed",
