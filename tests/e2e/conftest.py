@@ -7,11 +7,13 @@ never with virtnet's own view of itself.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lab_support import LabClient
+from virtnet.lab.debian_image import DebianImage, build_debian_image
 
 from virtnet.lab.lab import Lab
 
@@ -36,6 +38,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab.up(hosts=E2E_HOSTS, hugepages_mib=1024)
     yield lab
     lab.down()
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> DebianImage:
+    """The real Debian 12 guest, built from Debian packages once and cached by its inputs."""
+    return build_debian_image()
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A key pair the tests generate: (private key file, public key line)."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key, key.with_suffix(".pub").read_text().strip()
 
 
 @pytest.fixture
