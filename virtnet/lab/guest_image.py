@@ -14,25 +14,23 @@ gives a new image and an unchanged one costs a few stat calls.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import ipaddress
 import json
 import lzma
-import os
 import re
 import shutil
 import struct
 import subprocess
 import tarfile
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from virtnet.cache import cache_dir as virtnet_cache_dir
 from virtnet.errors import LabError
+from virtnet.lab.image_cache import apt_fingerprint, cached_build, write_atomic, write_synced
 from virtnet.lab.process import run
 
 # Bump whenever the layout of the image changes in a way the other inputs do not capture.
@@ -105,11 +103,7 @@ def build_guest_image(cache_dir: Path | None = None) -> GuestImage:
     guest_root.mkdir(parents=True, exist_ok=True)
     inputs = resolve_inputs(guest_root)
     key = image_key(inputs)
-    final = guest_root / key
-    if not _complete(final):
-        with _locked(guest_root / f"{key}.lock"):
-            if not _complete(final):
-                _build(final, inputs)
+    final = cached_build(guest_root, key, _complete, lambda work: _build(work, inputs))
     return GuestImage(kernel=final / KERNEL_FILE, initrd=final / INITRD_FILE, key=key)
 
 
@@ -299,29 +293,15 @@ def _kernel_package(guest_root: Path) -> tuple[str, str]:
     the answer is kept with a fingerprint of apt's lists, pinning and dpkg status.
     """
     memo = guest_root / "kernel-package.json"
-    fingerprint = _apt_fingerprint()
+    fingerprint = apt_fingerprint()
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         saved = json.loads(memo.read_text())
         if saved["fingerprint"] == fingerprint:
             return str(saved["package"]), str(saved["version"])
     package, version = _resolve_kernel_package()
     record = {"fingerprint": fingerprint, "package": package, "version": version}
-    _write_atomic(memo, json.dumps(record).encode())
+    write_atomic(memo, json.dumps(record).encode())
     return package, version
-
-
-def _apt_fingerprint() -> str:
-    """Changes whenever `apt-get update`, a pin or a dpkg run could change apt's candidate."""
-    paths: list[Path] = [Path("/var/lib/dpkg/status"), Path("/etc/apt/preferences")]
-    for folder in ("/var/lib/apt/lists", "/etc/apt/preferences.d", "/etc/apt/sources.list.d"):
-        with contextlib.suppress(OSError):
-            paths += sorted(p for p in Path(folder).iterdir() if p.is_file())
-    lines = []
-    for path in paths:
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            lines.append(f"{path} {st.st_size} {st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _resolve_kernel_package() -> tuple[str, str]:
@@ -357,46 +337,19 @@ def _complete(final: Path) -> bool:
     return (final / KERNEL_FILE).is_file() and (final / INITRD_FILE).is_file()
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive flock: the kernel drops it when a holder dies, so a crash cannot wedge the cache."""
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _build(final: Path, inputs: BuildInputs) -> None:
-    """Build in a private directory beside `final` and rename it into place (atomic, same filesystem)."""
-    _remove_leftovers(final)
-    work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=final.parent))
-    try:
-        work.chmod(0o755)  # mkdtemp's 0700 would hide the image from QEMU running as another user
-        deb = _download(inputs.kernel_package, inputs.kernel_version, work / "download")
-        kernel = _read_kernel_package(deb, LIKELY_MODULES)
-        order = kernel.module_order(WANTED_MODULES)
-        if not set(order) <= kernel.modules.keys():  # a new kernel grew a dependency: read it again
-            kernel = _read_kernel_package(deb, frozenset(order))
-        modules = [(name, kernel.modules[name]) for name in order]
-        shutil.rmtree(work / "download")
-        _write_synced(work / KERNEL_FILE, kernel.vmlinuz)
-        archive = _newc_archive(_initramfs_entries(inputs.init_script, modules))
-        _write_synced(work / INITRD_FILE, gzip.compress(archive, compresslevel=6, mtime=0))
-        _write_synced(work / "manifest.json", _manifest(inputs, modules, len(archive)))
-        os.rename(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-
-
-def _remove_leftovers(final: Path) -> None:
-    """Drop a broken image and the work dirs of crashed builds; the caller holds this key's lock."""
-    for stale in final.parent.glob(f".build-{final.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    if final.exists():
-        shutil.rmtree(final)
+def _build(work: Path, inputs: BuildInputs) -> None:
+    """Fill the empty work directory `work`; `cached_build` renames it into place afterwards."""
+    deb = _download(inputs.kernel_package, inputs.kernel_version, work / "download")
+    kernel = _read_kernel_package(deb, LIKELY_MODULES)
+    order = kernel.module_order(WANTED_MODULES)
+    if not set(order) <= kernel.modules.keys():  # a new kernel grew a dependency: read it again
+        kernel = _read_kernel_package(deb, frozenset(order))
+    modules = [(name, kernel.modules[name]) for name in order]
+    shutil.rmtree(work / "download")
+    write_synced(work / KERNEL_FILE, kernel.vmlinuz)
+    archive = _newc_archive(_initramfs_entries(inputs.init_script, modules))
+    write_synced(work / INITRD_FILE, gzip.compress(archive, compresslevel=6, mtime=0))
+    write_synced(work / "manifest.json", _manifest(inputs, modules, len(archive)))
 
 
 def _download(package: str, version: str, folder: Path) -> Path:
@@ -609,25 +562,3 @@ def _manifest(inputs: BuildInputs, modules: list[tuple[str, bytes]], cpio_size: 
         "cpio-bytes": cpio_size,
     }
     return json.dumps(record, indent=2).encode() + b"\n"
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """Write and fsync, so the rename that publishes an image never outlives its contents on disk."""
-    with path.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` whole: readers see the old or the new content, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
