@@ -162,4 +162,4 @@ def test_migration_vms_differ_only_where_the_walkthrough_does() -> None:
         "/run/virtnet/vhost/sock1",
     )
     assert one.find("devices/interface[@type='vhostuser']/driver").get("queues") == "4"
-    assert one.find("devices/disk/source").get("file") == "/srv/shared/centos_disk_0.qcow2"
+    assert one.find("devices/disk/source").get("file") == "/srv/shared/debian-mig1.qcow2"

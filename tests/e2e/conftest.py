@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from lab_support import LabClient
-from virtnet.lab.debian_image import DebianImage, build_debian_image
 
+from virtnet.lab.debian_image import DebianImage, build_debian_image
 from virtnet.lab.lab import Lab
 
 E2E_HOSTS = 2  # two hosts for migration

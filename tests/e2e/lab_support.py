@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from virtnet.lab.debian_image import DebianImage
 
 from virtnet.lab import libvirtd
+from virtnet.lab.debian_image import DebianImage
 from virtnet.lab.guest_image import guest_cmdline
 from virtnet.lab.hugepages import meminfo
 from virtnet.lab.lab import Lab, LabHost

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from lab_support import LabClient
+
 from virtnet.lab.debian_image import DebianImage
 
 SSH_PORT = 10122  # the walkthrough's "ssh -p 10122 localhost"

@@ -180,8 +180,9 @@ def _disks(spec: VMSpec) -> list[dev.Disk]:
     ]
     seed = seed_path(spec)
     if seed is not None:
-        # The NoCloud seed: a read-only cdrom cloud-init finds by its volume label 'cidata'.
-        wanted.append(("cdrom", "raw", None, seed, "sata"))
+        # The NoCloud seed: a read-only cdrom cloud-init finds by its volume label 'cidata', on the
+        # machine's built-in controller (PIIX's IDE, q35's AHCI) so that no PCI device is added.
+        wanted.append(("cdrom", "raw", None, seed, "sata" if _is_q35(spec) else "ide"))
     disks = []
     for device, fmt, cache, path, bus in wanted:
         prefix = _DISK_PREFIX[bus]
@@ -270,9 +271,21 @@ def _graphics(spec: VMSpec) -> dev.Graphics:
     )
 
 
+def _is_q35(spec: VMSpec) -> bool:
+    return "q35" in (spec.machine or "")
+
+
 def _hostfwd_args(spec: VMSpec) -> list[QemuArg]:
-    """-netdev user,hostfwd=... -device ... for each user NIC with forwards (QEMU's own syntax)."""
+    """-netdev user,hostfwd=... -device ... for each user NIC with forwards (QEMU's own syntax).
+
+    The device gets an explicit PCI slot from the top of the root bus, where libvirt's own address
+    assignment (which starts at slot 2 and knows nothing of these arguments) does not reach: QEMU
+    creates these devices before libvirt's, and an automatic slot would take one libvirt assigned.
+    """
     args: list[QemuArg] = []
+    # q35's slot 0x1f is the LPC/SATA/SMBus function block; i440fx's root bus ends at 0x1f.
+    slots = iter(range(0x1D, 0x10, -1) if _is_q35(spec) else range(0x1F, 0x10, -1))
+    bus = "pcie.0" if _is_q35(spec) else "pci.0"
     for index, nic in enumerate(spec.nics):
         if not isinstance(nic, UserNic) or not nic.forwards:
             continue
@@ -283,6 +296,7 @@ def _hostfwd_args(spec: VMSpec) -> list[QemuArg]:
         )
         device = (
             f"{_QEMU_NIC_DEVICE[nic.model]},netdev={netdev_id},mac={nic_mac(spec, index)},id={netdev_id}-nic"
+            f",bus={bus},addr={next(slots):#x}"
         )
         for value in ("-netdev", f"user,id={netdev_id},{hostfwd}", "-device", device):
             args.append(QemuArg(value=value))

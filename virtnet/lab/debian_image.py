@@ -56,6 +56,9 @@ PACKAGES = (
     # cloud-init only recommends sudo, and mmdebstrap installs no recommends: without it the
     # `sudo:` rule a user gets from user-data is written but nobody can use it.
     "sudo",
+    # cloud-init's resizefs grows the root filesystem to the overlay's size at first boot with
+    # resize2fs; --variant=apt leaves e2fsprogs out, and `cloud-init status` then says "error".
+    "e2fsprogs",
 )
 
 ROOT_LABEL = "rootfs"
