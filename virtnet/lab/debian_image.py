@@ -53,6 +53,9 @@ PACKAGES = (
     # cloud-init's locale module fails without it, and `cloud-init status` then says "error".
     "locales",
     "iputils-ping",
+    # Not in mmdebstrap's apt variant: without it the root filesystem is never checked (no
+    # fsck.ext4) and cloud-init's resizefs module fails (no resize2fs), so its status says "error".
+    "e2fsprogs",
     # cloud-init only recommends sudo, and mmdebstrap installs no recommends: without it the
     # `sudo:` rule a user gets from user-data is written but nobody can use it.
     "sudo",
@@ -125,6 +128,35 @@ class Customisation:
         return json.dumps(record, sort_keys=True).encode()
 
 
+CLOUD_CFG = """\
+# virtnet lab image: cloud-init defaults for throwaway VMs under TCG. user-data overrides any of them.
+
+# The NoCloud seed (a cdrom labelled cidata), else no datasource at all: never probe the cloud
+# metadata services (EC2, OpenStack, ...), which costs minutes of timeouts with no route to them.
+datasource_list: [ NoCloud, None ]
+
+# C.UTF-8 is built into glibc. The default, en_US.UTF-8, is not generated: Debian's locale-gen
+# ignores the locale cloud-init names, so update-locale fails and `cloud-init status` says error.
+locale: C.UTF-8
+
+# Direct kernel boot, no GRUB: the grub-dpkg module only costs ~8 s of debconf under TCG.
+grub_dpkg:
+  enabled: false
+
+# Write /etc/hosts with the VM's name (127.0.1.1), so that sudo and others resolve the hostname
+# cloud-init sets; otherwise every sudo prints "unable to resolve host".
+manage_etc_hosts: true
+
+# An RSA host key takes 5-40 s to generate under TCG, ed25519 and ecdsa about a second each (and
+# DSA is obsolete).
+ssh_genkeytypes: [ed25519, ecdsa]
+
+# Printing the host keys' fingerprints on the console costs ~5 s under TCG; lab clients do not
+# check host keys against the console.
+ssh:
+  emit_keys_to_console: false
+"""
+
 # Units that only cost boot time and CPU in a throwaway guest: package list refreshes and
 # unattended upgrades (a lab VM lives minutes and has no route to a mirror), the dpkg database
 # backup, periodic TRIM of a qcow2 overlay, man page indexing and ext4 metadata scrubbing. Masked
@@ -162,20 +194,18 @@ CUSTOMISATION = Customisation(
         # each VM's first boot and saves it. (mmdebstrap leaves it empty too; written here so the
         # image does not depend on that.)
         GuestFile("etc/machine-id", ""),
-        # Only the NoCloud seed (a cdrom labelled cidata), else no datasource at all: cloud-init
-        # would otherwise probe the cloud metadata services (EC2, OpenStack, ...) over the network,
-        # which costs minutes of timeouts on a VM with no route to them.
-        GuestFile(
-            "etc/cloud/cloud.cfg.d/90-virtnet.cfg",
-            "# virtnet lab: the NoCloud seed cdrom (label cidata) or nothing; never probe clouds.\n"
-            "datasource_list: [ NoCloud, None ]\n",
-        ),
+        # cloud-init settings for a lab VM; user-data can override each of them.
+        GuestFile("etc/cloud/cloud.cfg.d/90-virtnet.cfg", CLOUD_CFG),
         # sshd refuses to start without host keys. cloud-init makes them before sshd starts
-        # (cloud-init.service is ordered Before=sshd.service); should it fail to, this makes them
-        # instead, so a broken seed still leaves a VM one can log in to and look at.
+        # (cloud-init.service is ordered Before=sshd.service); should it have made none (a broken
+        # seed, cloud-init failing), this makes them, so the VM can still be logged in to and
+        # looked at. Only when there is no key at all: `ssh-keygen -A` alone would add the RSA key
+        # cloud-init is told not to make, at every boot.
         GuestFile(
             "etc/systemd/system/ssh.service.d/virtnet-hostkeys.conf",
-            "[Service]\nExecStartPre=-/usr/bin/ssh-keygen -A\n",
+            "[Service]\n"
+            "ExecStartPre=-/bin/sh -c "
+            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n",
         ),
     ),
     symlinks=tuple((f"etc/systemd/system/{unit}", "/dev/null") for unit in MASKED_UNITS),
