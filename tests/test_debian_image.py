@@ -401,3 +401,12 @@ def test_failed_step_says_why_and_leaves_nothing(
     log = Path(message.rsplit("log: ", 1)[1])
     assert "I: downloading packages" in log.read_text()
     assert sorted(p.name for p in (cache / "debian").iterdir()) == [f"{log.stem}.lock", log.name]
+
+
+def test_cloud_cfg_is_the_yaml_cloud_init_reads() -> None:
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load(di.CLOUD_CFG)
+    assert cfg["datasource_list"] == ["NoCloud", "None"]
+    assert cfg["locale"] == "C.UTF-8" and cfg["grub_dpkg"] == {"enabled": False}
+    assert cfg["ssh_genkeytypes"] == ["ed25519", "ecdsa"]
+    assert cfg["ssh"] == {"emit_keys_to_console": False} and cfg["manage_etc_hosts"] is True

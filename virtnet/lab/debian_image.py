@@ -53,12 +53,12 @@ PACKAGES = (
     # cloud-init's locale module fails without it, and `cloud-init status` then says "error".
     "locales",
     "iputils-ping",
-    # Not in mmdebstrap's apt variant: without it the root filesystem is never checked (no
-    # fsck.ext4) and cloud-init's resizefs module fails (no resize2fs), so its status says "error".
-    "e2fsprogs",
     # cloud-init only recommends sudo, and mmdebstrap installs no recommends: without it the
     # `sudo:` rule a user gets from user-data is written but nobody can use it.
     "sudo",
+    # cloud-init's resizefs grows the root filesystem to the overlay's size at first boot with
+    # resize2fs; --variant=apt leaves e2fsprogs out, and `cloud-init status` then says "error".
+    "e2fsprogs",
 )
 
 ROOT_LABEL = "rootfs"
