@@ -271,8 +271,9 @@ def nothing_visible(cache: Path) -> bool:
     ("present", "fix"),
     [
         ((), "apt-get install mmdebstrap"),
-        (("mmdebstrap", "tar"), "apt-get install e2fsprogs"),
-        (("mmdebstrap", "tar", "mkfs.ext4"), "apt-get install qemu-utils"),
+        (("mmdebstrap",), "apt-get install util-linux"),
+        (("mmdebstrap", "unshare", "tar"), "apt-get install e2fsprogs"),
+        (("mmdebstrap", "unshare", "tar", "mkfs.ext4"), "apt-get install qemu-utils"),
     ],
 )
 def test_missing_tool_names_the_package_to_install(
@@ -291,7 +292,7 @@ def test_missing_tool_names_the_package_to_install(
 def test_mkfs_is_found_in_sbin_even_off_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_tool(tmp_path / "sbin", "mkfs.ext4", "")
     fake_tool(tmp_path / "bin", "mmdebstrap", "")
-    for tool in ("tar", "qemu-img"):
+    for tool in ("unshare", "tar", "qemu-img"):
         fake_tool(tmp_path / "bin", tool, "")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setattr(di, "SBIN_DIRS", (str(tmp_path / "sbin"),))
@@ -306,8 +307,9 @@ needs_root_and_tools = pytest.mark.skipif(
 # A stand-in for mmdebstrap: a tarball of a tiny tree shaped like Debian's, at the last argument.
 FAKE_MMDEBSTRAP = """\
 import io, sys, tarfile, pathlib
+import os
 with open(pathlib.Path(sys.argv[0]).with_name("mmdebstrap.calls"), "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\\n")
+    log.write(" ".join(sys.argv[1:]) + " TMPDIR=" + os.environ["TMPDIR"] + "\\n")
 files = {
     "boot/vmlinuz-6.1.0-57-amd64": b"kernel",
     "boot/initrd.img-6.1.0-57-amd64": b"initrd",
@@ -356,6 +358,8 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert sorted(p.name for p in final.iterdir()) == ["base.qcow2", "initrd.img", "manifest.json", "vmlinuz"]
     (call,) = (bin_dir / "mmdebstrap.calls").read_text().splitlines()
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
+    # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
+    assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 
     # A second call is a cache hit: mmdebstrap does not run again.
     assert build_debian_image(tmp_path / "cache") == image

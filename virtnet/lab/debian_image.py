@@ -72,7 +72,13 @@ INITRD_FILE = "initrd.img"
 MANIFEST_FILE = "manifest.json"
 
 # Each tool the build runs and the Debian package that provides it.
-TOOLS = {"mmdebstrap": "mmdebstrap", "tar": "tar", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
+TOOLS = {
+    "mmdebstrap": "mmdebstrap",
+    "unshare": "util-linux",
+    "tar": "tar",
+    "mkfs.ext4": "e2fsprogs",
+    "qemu-img": "qemu-utils",
+}
 # mkfs.ext4 lives in /usr/sbin, which is not in every PATH.
 SBIN_DIRS: tuple[str, ...] = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -397,12 +403,28 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     log.write_text("")
     tarball, root, raw = work / "rootfs.tar", work / "rootfs", work / "disk.raw"
     include = ",".join(f"{package}={version}" for package, version in inputs.versions)
+    # As root, mmdebstrap mounts proc, sys, devpts and a tmpfs inside its temporary chroot, and
+    # a killed mmdebstrap leaves them (and the chroot) behind. In a mount namespace of its own the
+    # mounts die with it, and with TMPDIR in the work dir the chroot goes with the work dir.
+    (work / "tmp").mkdir()
     _step(
-        [tools["mmdebstrap"], "--variant=apt", f"--include={include}", inputs.suite, str(tarball)],
+        [
+            tools["unshare"],
+            "--mount",
+            "--propagation=private",
+            tools["mmdebstrap"],
+            "--variant=apt",
+            f"--include={include}",
+            inputs.suite,
+            str(tarball),
+        ],
         log=log,
         timeout=MMDEBSTRAP_TIMEOUT,
+        env={**os.environ, "TMPDIR": str(work / "tmp")},
+        name="mmdebstrap",
         hint="check that Debian's mirror is reachable; if a version is not found, run `apt-get update`",
     )
+    (work / "tmp").rmdir()
     root.mkdir()
     # As root tar keeps owners by default; --numeric-owner maps them by number (the build host's
     # names do not matter), and --xattrs-include=* restores security.capability (ping's
@@ -444,25 +466,51 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     base.chmod(0o444)  # a base image is only ever read; overlays take the writes
 
 
-def _step(cmd: list[str], *, log: Path, hint: str, timeout: float = STEP_TIMEOUT) -> None:
+def _step(
+    cmd: list[str],
+    *,
+    log: Path,
+    hint: str,
+    timeout: float = STEP_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    name: str = "",
+) -> None:
     """Run one build step (argument list, no shell), its output appended to `log`.
 
-    On failure raises GuestImageError with the step's last output line, `hint` and where the log is.
+    On failure raises GuestImageError naming the step (`name`, else the command), its last output
+    line, `hint` and where the log is. On a timeout or an interrupt (Ctrl-C) the step gets SIGTERM
+    and time to clean up before SIGKILL (subprocess.run would kill it at once).
     """
-    name = Path(cmd[0]).name
+    name = name or Path(cmd[0]).name
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(cmd)}\n")
         handle.flush()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env
+        )
         try:
-            done = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise GuestImageError(f"{name} did not finish within {timeout:g} s; {hint}; log: {log}") from None
-    if done.returncode != 0:
+            returncode = proc.wait(timeout=timeout)
+        except BaseException as exc:
+            _stop(proc)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise GuestImageError(
+                    f"{name} did not finish within {timeout:g} s; {hint}; log: {log}"
+                ) from None
+            raise
+    if returncode != 0:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        last = lines[-1] if lines and not lines[-1].startswith("$ ") else f"exit {done.returncode}"
+        last = lines[-1] if lines and not lines[-1].startswith("$ ") else f"exit {returncode}"
         raise GuestImageError(f"{name} failed: {last}; {hint}; log: {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL: only this child."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _run(cmd: list[str], *, hint: str, timeout: float = 120.0) -> str:
