@@ -208,8 +208,9 @@ def test_customisation_writes_what_it_should(tmp_path: Path) -> None:
     assert outside.read_text() == "host file\n"
     for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "fstrim.timer", "e2scrub_reap.service"):
         assert os.readlink(etc / "systemd/system" / unit) == "/dev/null"
+    assert "locale: C.UTF-8" in cfg.splitlines() and "manage_etc_hosts: true" in cfg.splitlines()
     keygen = (etc / "systemd/system/ssh.service.d/virtnet-hostkeys.conf").read_text()
-    assert "ExecStartPre=-/usr/bin/ssh-keygen -A" in keygen
+    assert keygen.startswith("[Service]\nExecStartPre=-/bin/sh -c '") and "ssh-keygen -A'" in keygen
     assert stat.S_IMODE((etc / "fstab").stat().st_mode) == 0o644
 
 
@@ -217,9 +218,15 @@ def test_customisation_bakes_in_no_identity(tmp_path: Path) -> None:
     """No user, password, key or hostname: those come from cloud-init at each VM's first boot."""
     root, _ = fake_root(tmp_path)
     apply_customisation(root)
-    written = "".join(f.content for f in CUSTOMISATION.files).lower()
-    for word in ("passwd", "password", "ssh-ed25519", "ssh-rsa", "hostname", "users:"):
-        assert word not in written
+    settings = [
+        line.strip().lower()
+        for f in CUSTOMISATION.files
+        for line in f.content.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    forbidden = ("hostname", "fqdn", "users", "user", "password", "passwd", "chpasswd", "ssh_authorized_keys")
+    assert not [line for line in settings if line.split(":", 1)[0] in forbidden]
+    assert not [line for line in settings if "ssh-ed25519" in line or "ssh-rsa" in line]
     assert not list(root.rglob("ssh_host_*"))
 
 
@@ -264,8 +271,9 @@ def nothing_visible(cache: Path) -> bool:
     ("present", "fix"),
     [
         ((), "apt-get install mmdebstrap"),
-        (("mmdebstrap", "tar"), "apt-get install e2fsprogs"),
-        (("mmdebstrap", "tar", "mkfs.ext4"), "apt-get install qemu-utils"),
+        (("mmdebstrap",), "apt-get install util-linux"),
+        (("mmdebstrap", "unshare", "tar"), "apt-get install e2fsprogs"),
+        (("mmdebstrap", "unshare", "tar", "mkfs.ext4"), "apt-get install qemu-utils"),
     ],
 )
 def test_missing_tool_names_the_package_to_install(
@@ -284,7 +292,7 @@ def test_missing_tool_names_the_package_to_install(
 def test_mkfs_is_found_in_sbin_even_off_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_tool(tmp_path / "sbin", "mkfs.ext4", "")
     fake_tool(tmp_path / "bin", "mmdebstrap", "")
-    for tool in ("tar", "qemu-img"):
+    for tool in ("unshare", "tar", "qemu-img"):
         fake_tool(tmp_path / "bin", tool, "")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setattr(di, "SBIN_DIRS", (str(tmp_path / "sbin"),))
@@ -299,8 +307,9 @@ needs_root_and_tools = pytest.mark.skipif(
 # A stand-in for mmdebstrap: a tarball of a tiny tree shaped like Debian's, at the last argument.
 FAKE_MMDEBSTRAP = """\
 import io, sys, tarfile, pathlib
+import os
 with open(pathlib.Path(sys.argv[0]).with_name("mmdebstrap.calls"), "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\\n")
+    log.write(" ".join(sys.argv[1:]) + " TMPDIR=" + os.environ["TMPDIR"] + "\\n")
 files = {
     "boot/vmlinuz-6.1.0-57-amd64": b"kernel",
     "boot/initrd.img-6.1.0-57-amd64": b"initrd",
@@ -349,6 +358,8 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert sorted(p.name for p in final.iterdir()) == ["base.qcow2", "initrd.img", "manifest.json", "vmlinuz"]
     (call,) = (bin_dir / "mmdebstrap.calls").read_text().splitlines()
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
+    # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
+    assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 
     # A second call is a cache hit: mmdebstrap does not run again.
     assert build_debian_image(tmp_path / "cache") == image
@@ -394,3 +405,12 @@ def test_failed_step_says_why_and_leaves_nothing(
     log = Path(message.rsplit("log: ", 1)[1])
     assert "I: downloading packages" in log.read_text()
     assert sorted(p.name for p in (cache / "debian").iterdir()) == [f"{log.stem}.lock", log.name]
+
+
+def test_cloud_cfg_is_the_yaml_cloud_init_reads() -> None:
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load(di.CLOUD_CFG)
+    assert cfg["datasource_list"] == ["NoCloud", "None"]
+    assert cfg["locale"] == "C.UTF-8" and cfg["grub_dpkg"] == {"enabled": False}
+    assert cfg["ssh_genkeytypes"] == ["ed25519", "ecdsa"]
+    assert cfg["ssh"] == {"emit_keys_to_console": False} and cfg["manage_etc_hosts"] is True

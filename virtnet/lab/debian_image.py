@@ -72,7 +72,13 @@ INITRD_FILE = "initrd.img"
 MANIFEST_FILE = "manifest.json"
 
 # Each tool the build runs and the Debian package that provides it.
-TOOLS = {"mmdebstrap": "mmdebstrap", "tar": "tar", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
+TOOLS = {
+    "mmdebstrap": "mmdebstrap",
+    "unshare": "util-linux",
+    "tar": "tar",
+    "mkfs.ext4": "e2fsprogs",
+    "qemu-img": "qemu-utils",
+}
 # mkfs.ext4 lives in /usr/sbin, which is not in every PATH.
 SBIN_DIRS: tuple[str, ...] = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -128,6 +134,35 @@ class Customisation:
         return json.dumps(record, sort_keys=True).encode()
 
 
+CLOUD_CFG = """\
+# virtnet lab image: cloud-init defaults for throwaway VMs under TCG. user-data overrides any of them.
+
+# The NoCloud seed (a cdrom labelled cidata), else no datasource at all: never probe the cloud
+# metadata services (EC2, OpenStack, ...), which costs minutes of timeouts with no route to them.
+datasource_list: [ NoCloud, None ]
+
+# C.UTF-8 is built into glibc. The default, en_US.UTF-8, is not generated: Debian's locale-gen
+# ignores the locale cloud-init names, so update-locale fails and `cloud-init status` says error.
+locale: C.UTF-8
+
+# Direct kernel boot, no GRUB: the grub-dpkg module only costs ~8 s of debconf under TCG.
+grub_dpkg:
+  enabled: false
+
+# Write /etc/hosts with the VM's name (127.0.1.1), so that sudo and others resolve the hostname
+# cloud-init sets; otherwise every sudo prints "unable to resolve host".
+manage_etc_hosts: true
+
+# An RSA host key takes 5-40 s to generate under TCG, ed25519 and ecdsa about a second each (and
+# DSA is obsolete).
+ssh_genkeytypes: [ed25519, ecdsa]
+
+# Printing the host keys' fingerprints on the console costs ~5 s under TCG; lab clients do not
+# check host keys against the console.
+ssh:
+  emit_keys_to_console: false
+"""
+
 # Units that only cost boot time and CPU in a throwaway guest: package list refreshes and
 # unattended upgrades (a lab VM lives minutes and has no route to a mirror), the dpkg database
 # backup, periodic TRIM of a qcow2 overlay, man page indexing and ext4 metadata scrubbing. Masked
@@ -165,20 +200,18 @@ CUSTOMISATION = Customisation(
         # each VM's first boot and saves it. (mmdebstrap leaves it empty too; written here so the
         # image does not depend on that.)
         GuestFile("etc/machine-id", ""),
-        # Only the NoCloud seed (a cdrom labelled cidata), else no datasource at all: cloud-init
-        # would otherwise probe the cloud metadata services (EC2, OpenStack, ...) over the network,
-        # which costs minutes of timeouts on a VM with no route to them.
-        GuestFile(
-            "etc/cloud/cloud.cfg.d/90-virtnet.cfg",
-            "# virtnet lab: the NoCloud seed cdrom (label cidata) or nothing; never probe clouds.\n"
-            "datasource_list: [ NoCloud, None ]\n",
-        ),
+        # cloud-init settings for a lab VM; user-data can override each of them.
+        GuestFile("etc/cloud/cloud.cfg.d/90-virtnet.cfg", CLOUD_CFG),
         # sshd refuses to start without host keys. cloud-init makes them before sshd starts
-        # (cloud-init.service is ordered Before=sshd.service); should it fail to, this makes them
-        # instead, so a broken seed still leaves a VM one can log in to and look at.
+        # (cloud-init.service is ordered Before=sshd.service); should it have made none (a broken
+        # seed, cloud-init failing), this makes them, so the VM can still be logged in to and
+        # looked at. Only when there is no key at all: `ssh-keygen -A` alone would add the RSA key
+        # cloud-init is told not to make, at every boot.
         GuestFile(
             "etc/systemd/system/ssh.service.d/virtnet-hostkeys.conf",
-            "[Service]\nExecStartPre=-/usr/bin/ssh-keygen -A\n",
+            "[Service]\n"
+            "ExecStartPre=-/bin/sh -c "
+            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n",
         ),
     ),
     symlinks=tuple((f"etc/systemd/system/{unit}", "/dev/null") for unit in MASKED_UNITS),
@@ -370,12 +403,28 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     log.write_text("")
     tarball, root, raw = work / "rootfs.tar", work / "rootfs", work / "disk.raw"
     include = ",".join(f"{package}={version}" for package, version in inputs.versions)
+    # As root, mmdebstrap mounts proc, sys, devpts and a tmpfs inside its temporary chroot, and
+    # a killed mmdebstrap leaves them (and the chroot) behind. In a mount namespace of its own the
+    # mounts die with it, and with TMPDIR in the work dir the chroot goes with the work dir.
+    (work / "tmp").mkdir()
     _step(
-        [tools["mmdebstrap"], "--variant=apt", f"--include={include}", inputs.suite, str(tarball)],
+        [
+            tools["unshare"],
+            "--mount",
+            "--propagation=private",
+            tools["mmdebstrap"],
+            "--variant=apt",
+            f"--include={include}",
+            inputs.suite,
+            str(tarball),
+        ],
         log=log,
         timeout=MMDEBSTRAP_TIMEOUT,
+        env={**os.environ, "TMPDIR": str(work / "tmp")},
+        name="mmdebstrap",
         hint="check that Debian's mirror is reachable; if a version is not found, run `apt-get update`",
     )
+    (work / "tmp").rmdir()
     root.mkdir()
     # As root tar keeps owners by default; --numeric-owner maps them by number (the build host's
     # names do not matter), and --xattrs-include=* restores security.capability (ping's
@@ -417,25 +466,51 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     base.chmod(0o444)  # a base image is only ever read; overlays take the writes
 
 
-def _step(cmd: list[str], *, log: Path, hint: str, timeout: float = STEP_TIMEOUT) -> None:
+def _step(
+    cmd: list[str],
+    *,
+    log: Path,
+    hint: str,
+    timeout: float = STEP_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    name: str = "",
+) -> None:
     """Run one build step (argument list, no shell), its output appended to `log`.
 
-    On failure raises GuestImageError with the step's last output line, `hint` and where the log is.
+    On failure raises GuestImageError naming the step (`name`, else the command), its last output
+    line, `hint` and where the log is. On a timeout or an interrupt (Ctrl-C) the step gets SIGTERM
+    and time to clean up before SIGKILL (subprocess.run would kill it at once).
     """
-    name = Path(cmd[0]).name
+    name = name or Path(cmd[0]).name
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(cmd)}\n")
         handle.flush()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env
+        )
         try:
-            done = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise GuestImageError(f"{name} did not finish within {timeout:g} s; {hint}; log: {log}") from None
-    if done.returncode != 0:
+            returncode = proc.wait(timeout=timeout)
+        except BaseException as exc:
+            _stop(proc)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise GuestImageError(
+                    f"{name} did not finish within {timeout:g} s; {hint}; log: {log}"
+                ) from None
+            raise
+    if returncode != 0:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        last = lines[-1] if lines and not lines[-1].startswith("$ ") else f"exit {done.returncode}"
+        last = lines[-1] if lines and not lines[-1].startswith("$ ") else f"exit {returncode}"
         raise GuestImageError(f"{name} failed: {last}; {hint}; log: {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL: only this child."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _run(cmd: list[str], *, hint: str, timeout: float = 120.0) -> str:
