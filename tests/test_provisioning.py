@@ -364,3 +364,18 @@ def test_wait_for_ssh_times_out_with_what_it_saw_and_the_console(
     first, *rest = result.stderr.splitlines()
     assert "not ready for ssh after" in first and "127.0.0.1:1" in first
     assert any("Kernel panic" in line for line in rest)
+
+
+@pytest.mark.parametrize("content", ["#cloud-config\nusers: [default\n", "#!/bin/sh\nreboot\n"])
+def test_define_with_bad_user_data_is_exit_2_and_creates_nothing(
+    tmp_path: Path, testdriver: libvirt.virConnect, content: str
+) -> None:
+    user_data = tmp_path / "user-data"
+    user_data.write_text(content)
+    result = virtnet("define", write_spec(tmp_path, cloud_init={"user_data": str(user_data)}))
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith("virtnet: error: cloud_init.user_data: ") and result.stderr.count("\n") == 1
+    )
+    assert "deb1" not in [d.name() for d in testdriver.listAllDomains(0)]
+    assert testdriver.storagePoolLookupByName("default-pool").listAllVolumes(0) == []

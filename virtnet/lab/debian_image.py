@@ -59,6 +59,9 @@ PACKAGES = (
     # cloud-init's resizefs grows the root filesystem to the overlay's size at first boot with
     # resize2fs; --variant=apt leaves e2fsprogs out, and `cloud-init status` then says "error".
     "e2fsprogs",
+    # systemd-logind needs D-Bus; without it nothing handles the ACPI power button, and a graceful
+    # `virtnet stop` (virsh shutdown) waits for ever.
+    "dbus",
 )
 
 ROOT_LABEL = "rootfs"

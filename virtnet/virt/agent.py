@@ -86,18 +86,22 @@ class Running:
     def wait(self, timeout_s: float | None) -> Completed:
         """Poll until the command ends; on timeout kill it in the guest and raise GuestCommandTimeout."""
         interval = 0.01
-        while True:
-            done = self.poll()
-            if done is not None:
-                return done
-            if timeout_s is not None and time.monotonic() - self.started > timeout_s:
-                self.kill()
-                raise GuestCommandTimeout(
-                    f"{self.argv[0]} did not finish within {timeout_s:g} s in {self.agent.guest.name!r}; "
-                    "it was killed (allow longer with --timeout)"
-                )
-            time.sleep(interval)
-            interval = min(interval * 2, 0.2)  # quick commands return fast; long ones cost few calls
+        try:
+            while True:
+                done = self.poll()
+                if done is not None:
+                    return done
+                if timeout_s is not None and time.monotonic() - self.started > timeout_s:
+                    self.kill()
+                    raise GuestCommandTimeout(
+                        f"{self.argv[0]} did not finish within {timeout_s:g} s in "
+                        f"{self.agent.guest.name!r}; it was killed (allow longer with --timeout)"
+                    )
+                time.sleep(interval)
+                interval = min(interval * 2, 0.2)  # quick commands return fast; long ones cost few calls
+        except KeyboardInterrupt:
+            self.kill()  # Ctrl-C ends the command in the guest too, as it would over ssh
+            raise
 
     def kill(self) -> None:
         """SIGKILL the command (the agent has no verb for it, so the guest's own kill does it)."""
