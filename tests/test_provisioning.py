@@ -308,6 +308,8 @@ def test_exec_needs_a_double_dash(tmp_path: Path, testdriver: libvirt.virConnect
     assert "put -- before the guest command" in result.stderr and result.stderr.count("\n") == 1
     nothing = virtnet("exec", name, "--")
     assert nothing.exit_code == 2 and "no command" in nothing.stderr
+    with_option = virtnet("exec", name, "ls", "-l")
+    assert with_option.exit_code == 2 and "virtnet exec NAME -- ls -l" in with_option.stderr
 
 
 def test_exec_without_agent_channel_is_exit_2(tmp_path: Path, testdriver: libvirt.virConnect) -> None:

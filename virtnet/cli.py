@@ -307,7 +307,15 @@ def _wait(host: Host, guest: Any, what: Any, timeout: float) -> None:
 
 
 class _GuestCommand(TyperCommand):
-    """Records what follows `--`, so a guest command is never mistaken for virtnet's own options."""
+    """Records what follows `--`, so a guest command is never mistaken for virtnet's own options.
+
+    Unknown options are kept as arguments, so `virtnet exec vm ls -l` gets the one-line hint to
+    write `--`, not click's "no such option: -l".
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.context_settings = {**self.context_settings, "ignore_unknown_options": True}
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["virtnet.after_dashdash"] = args[args.index("--") + 1 :] if "--" in args else None

@@ -32,10 +32,13 @@ class LabClient:
         self.host = host
         self.workdir = workdir
 
-    def virtnet(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def virtnet(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         return _run(
             [sys.executable, "-m", "virtnet", "-c", self.host.uri, "--ovsdb", self.host.ovsdb, *args],
             check=check,
+            timeout=timeout,
         )
 
     def virsh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -191,8 +194,8 @@ def hugepages_free() -> int:
     return meminfo()["HugePages_Free"]
 
 
-def _run(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+def _run(cmd: list[str], *, check: bool, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done

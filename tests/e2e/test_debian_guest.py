@@ -16,7 +16,8 @@ from lab_support import LabClient
 from virtnet.lab.debian_image import DebianImage
 
 SSH_PORT = 10122  # the walkthrough's "ssh -p 10122 localhost"
-READY_S = "900"  # TCG on two shared cores: a first boot with cloud-init takes a minute or more
+READY_S = "900"  # TCG on two shared cores (one busy with OVS's PMD): a first boot takes minutes
+WAIT = 960  # seconds the test gives a `virtnet ... --timeout READY_S` command
 
 
 def plain_ssh(key: Path, known_hosts: Path, *command: str) -> subprocess.CompletedProcess[str]:
@@ -38,7 +39,7 @@ def test_provisioned_debian_guest_ssh_exec_and_reprovisioning(
     pool = lab0.virsh("vol-pool", str(seed)).stdout.strip()
     assert seed.name in lab0.virsh("vol-list", pool).stdout
 
-    started = lab0.virtnet("start", "deb-ssh", "--wait", "ssh", "--timeout", READY_S)
+    started = lab0.virtnet("start", "deb-ssh", "--wait", "ssh", "--timeout", READY_S, timeout=WAIT)
     assert "is ready for ssh" in started.stdout and "SSH-2.0-OpenSSH" in started.stdout
 
     # The system ssh, on its own, logs in with the key the spec gave user 'tester'.
@@ -48,7 +49,7 @@ def test_provisioned_debian_guest_ssh_exec_and_reprovisioning(
     assert login.stdout.strip() == "cloudy"
     assert (
         "cloud-init status"
-        in lab0.virtnet("wait", "deb-ssh", "--for", "cloud-init", "--timeout", READY_S).stdout
+        in lab0.virtnet("wait", "deb-ssh", "--for", "cloud-init", "--timeout", READY_S, timeout=WAIT).stdout
     )
     status = plain_ssh(key, known, "cloud-init", "status", "--long")
     assert status.returncode == 0 and "status: done" in status.stdout, status.stdout + status.stderr
@@ -81,7 +82,7 @@ def test_provisioned_debian_guest_ssh_exec_and_reprovisioning(
     new_iid = redefined.stdout.split("instance-id ")[1].split()[0]
     assert new_iid != old_iid and old_iid.startswith("iid-deb-ssh-")
     lab0.virtnet("stop", "deb-ssh", "--timeout", "170")  # ACPI: systemd powers off cleanly
-    lab0.virtnet("start", "deb-ssh", "--wait", "cloud-init", "--timeout", READY_S)
+    lab0.virtnet("start", "deb-ssh", "--wait", "cloud-init", "--timeout", READY_S, timeout=WAIT)
     assert lab0.agent("deb-ssh", "guest-get-host-name")["host-name"] == "cloudy2"
     applied = lab0.agent_exec("deb-ssh", ["cat", "/var/lib/cloud/data/instance-id"])
     assert applied["out-data"].strip() == new_iid
@@ -105,7 +106,7 @@ def test_two_debian_guests_on_ovs_dpdk_with_static_addresses(
         lab0.virtnet("define", str(spec))
         lab0.virtnet("start", name)
     for name in addresses:
-        lab0.virtnet("wait", name, "--for", "cloud-init", "--timeout", READY_S)
+        lab0.virtnet("wait", name, "--for", "cloud-init", "--timeout", READY_S, timeout=WAIT)
 
     # Both overlays sit on the one base image, which stays as it was.
     for name in addresses:
