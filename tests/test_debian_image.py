@@ -307,9 +307,14 @@ needs_root_and_tools = pytest.mark.skipif(
 # A stand-in for mmdebstrap: a tarball of a tiny tree shaped like Debian's, at the last argument.
 FAKE_MMDEBSTRAP = """\
 import io, sys, tarfile, pathlib
-import os
+import os, shlex
 with open(pathlib.Path(sys.argv[0]).with_name("mmdebstrap.calls"), "a") as log:
     log.write(" ".join(sys.argv[1:]) + " TMPDIR=" + os.environ["TMPDIR"] + "\\n")
+for arg in sys.argv[1:]:
+    if arg.startswith("--essential-hook=upload "):
+        _, outside, inside = shlex.split(arg.split("=", 1)[1])
+        with open(pathlib.Path(sys.argv[0]).with_name("uploaded"), "a") as log:
+            log.write(inside + " " + repr(open(outside).read()) + "\\n")
 files = {
     "boot/vmlinuz-6.1.0-57-amd64": b"kernel",
     "boot/initrd.img-6.1.0-57-amd64": b"initrd",
@@ -358,6 +363,8 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert sorted(p.name for p in final.iterdir()) == ["base.qcow2", "initrd.img", "manifest.json", "vmlinuz"]
     (call,) = (bin_dir / "mmdebstrap.calls").read_text().splitlines()
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
+    # fstab reaches the tree before the kernel's postinst builds the initrd (so fsck goes in)
+    assert (bin_dir / "uploaded").read_text() == "/etc/fstab 'LABEL=rootfs / ext4 defaults 0 1\\n'\n"
     # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
     assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 

@@ -23,6 +23,7 @@ import glob
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from virtnet.lab.image_cache import apt_fingerprint, cached_build, write_atomic,
 
 # Bump whenever the build changes in a way the other inputs (suite, packages, versions,
 # customisation content) do not capture, e.g. a different mkfs option or extraction flag.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -415,6 +416,7 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
             tools["mmdebstrap"],
             "--variant=apt",
             f"--include={include}",
+            *_early_file_hooks(work / "early", inputs.customisation),
             inputs.suite,
             str(tarball),
         ],
@@ -424,7 +426,8 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
         name="mmdebstrap",
         hint="check that Debian's mirror is reachable; if a version is not found, run `apt-get update`",
     )
-    (work / "tmp").rmdir()
+    shutil.rmtree(work / "tmp")
+    shutil.rmtree(work / "early")
     root.mkdir()
     # As root tar keeps owners by default; --numeric-owner maps them by number (the build host's
     # names do not matter), and --xattrs-include=* restores security.capability (ping's
@@ -464,6 +467,30 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     raw.unlink()
     _fsync(base)
     base.chmod(0o444)  # a base image is only ever read; overlays take the writes
+
+
+# Files the package scripts read while mmdebstrap installs: initramfs-tools puts fsck into the
+# initrd only if /etc/fstab names the root filesystem's type when the kernel's postinst builds the
+# initrd. Without it the root filesystem is never checked: the initrd says "fsck not present" and
+# systemd-fsck-root skips a root the kernel mounted rw.
+EARLY_FILES = ("etc/fstab",)
+
+
+def _early_file_hooks(stage: Path, customisation: Customisation) -> list[str]:
+    """mmdebstrap options that upload `EARLY_FILES` after the essential packages, before the rest.
+
+    The files are staged in the new directory `stage` for mmdebstrap to read.
+    """
+    stage.mkdir()
+    hooks = []
+    for item in customisation.files:
+        if item.path in EARLY_FILES:
+            staged = stage / item.path.replace("/", "-")
+            staged.write_text(item.content)
+            staged.chmod(item.mode)
+            # mmdebstrap splits a special hook's words like a shell: quote the path.
+            hooks.append(f"--essential-hook=upload {shlex.quote(str(staged))} /{item.path}")
+    return hooks
 
 
 def _step(
