@@ -363,8 +363,10 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert sorted(p.name for p in final.iterdir()) == ["base.qcow2", "initrd.img", "manifest.json", "vmlinuz"]
     (call,) = (bin_dir / "mmdebstrap.calls").read_text().splitlines()
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
-    # fstab reaches the tree before the kernel's postinst builds the initrd (so fsck goes in)
-    assert (bin_dir / "uploaded").read_text() == "/etc/fstab 'LABEL=rootfs / ext4 defaults 0 1\\n'\n"
+    # initramfs-tools learns the root filesystem's type before the kernel's postinst builds the
+    # initrd (so fsck goes in)
+    uploaded = "/etc/initramfs-tools/conf.d/virtnet-rootfs 'FSTYPE=ext4\\n'\n"
+    assert (bin_dir / "uploaded").read_text() == uploaded
     # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
     assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 
@@ -385,6 +387,7 @@ def test_pipeline_with_a_fake_mmdebstrap(
         return done.stdout
 
     assert cat("/etc/fstab") == "LABEL=rootfs / ext4 defaults 0 1\n"
+    assert cat("/etc/initramfs-tools/conf.d/virtnet-rootfs") == "FSTYPE=ext4\n"
     assert "NoCloud" in cat("/etc/cloud/cloud.cfg.d/90-virtnet.cfg")
     listing = subprocess.run([debugfs, "-R", "ls /etc/ssh", str(raw)], capture_output=True, text=True)
     assert "sshd_config" in listing.stdout and "ssh_host" not in listing.stdout

@@ -36,7 +36,7 @@ from virtnet.lab.image_cache import apt_fingerprint, cached_build, write_atomic,
 
 # Bump whenever the build changes in a way the other inputs (suite, packages, versions,
 # customisation content) do not capture, e.g. a different mkfs option or extraction flag.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -195,8 +195,14 @@ CUSTOMISATION = Customisation(
     ),
     files=(
         # The root filesystem is found by its label (the kernel command line says the same), which
-        # every overlay of this image shares; pass 1 so it is checked before it is mounted.
+        # every overlay of this image shares; pass 1: checked at boot (by the initrd, see below).
         GuestFile("etc/fstab", f"LABEL={ROOT_LABEL} / ext4 defaults 0 1\n"),
+        # initramfs-tools puts fsck and fsck.ext4 into the initrd only for a root filesystem type it
+        # can name, and for / it probes the device, which does not exist while the image is built:
+        # the initrd would say "fsck not present" and, the kernel mounting / rw, systemd-fsck-root
+        # skips it too, so the root filesystem would never be checked. Uploaded before the kernel is
+        # installed (EARLY_FILES), and kept for initrds built later inside the VM.
+        GuestFile("etc/initramfs-tools/conf.d/virtnet-rootfs", "FSTYPE=ext4\n"),
         # Empty, as machine-id(5) asks of images used on many machines: systemd makes a new id at
         # each VM's first boot and saves it. (mmdebstrap leaves it empty too; written here so the
         # image does not depend on that.)
@@ -469,11 +475,10 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     base.chmod(0o444)  # a base image is only ever read; overlays take the writes
 
 
-# Files the package scripts read while mmdebstrap installs: initramfs-tools puts fsck into the
-# initrd only if /etc/fstab names the root filesystem's type when the kernel's postinst builds the
-# initrd. Without it the root filesystem is never checked: the initrd says "fsck not present" and
-# systemd-fsck-root skips a root the kernel mounted rw.
-EARLY_FILES = ("etc/fstab",)
+# Files the package scripts must see while mmdebstrap installs: the kernel's postinst builds the
+# initrd then, and initramfs-tools adds fsck to it only if it knows the root filesystem's type (see
+# INITRAMFS_FSTYPE).
+EARLY_FILES = ("etc/initramfs-tools/conf.d/virtnet-rootfs",)
 
 
 def _early_file_hooks(stage: Path, customisation: Customisation) -> list[str]:
