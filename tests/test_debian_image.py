@@ -311,10 +311,13 @@ import os, shlex
 with open(pathlib.Path(sys.argv[0]).with_name("mmdebstrap.calls"), "a") as log:
     log.write(" ".join(sys.argv[1:]) + " TMPDIR=" + os.environ["TMPDIR"] + "\\n")
 for arg in sys.argv[1:]:
-    if arg.startswith("--essential-hook=upload "):
+    if arg.startswith("--essential-hook=sync-in "):
         _, outside, inside = shlex.split(arg.split("=", 1)[1])
-        with open(pathlib.Path(sys.argv[0]).with_name("uploaded"), "a") as log:
-            log.write(inside + " " + repr(open(outside).read()) + "\\n")
+        with open(pathlib.Path(sys.argv[0]).with_name("synced-in"), "a") as log:
+            for path in sorted(pathlib.Path(outside).rglob("*")):
+                mode = oct(path.stat().st_mode & 0o7777)
+                content = repr(path.read_text()) if path.is_file() else "dir"
+                log.write(f"{inside} {path.relative_to(outside)} {mode} {content}\\n")
 files = {
     "boot/vmlinuz-6.1.0-57-amd64": b"kernel",
     "boot/initrd.img-6.1.0-57-amd64": b"initrd",
@@ -365,8 +368,12 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
     # initramfs-tools learns the root filesystem's type before the kernel's postinst builds the
     # initrd (so fsck goes in)
-    uploaded = "/etc/initramfs-tools/conf.d/virtnet-rootfs 'FSTYPE=ext4\\n'\n"
-    assert (bin_dir / "uploaded").read_text() == uploaded
+    assert (bin_dir / "synced-in").read_text().splitlines() == [
+        "/ etc 0o755 dir",
+        "/ etc/initramfs-tools 0o755 dir",
+        "/ etc/initramfs-tools/conf.d 0o755 dir",
+        "/ etc/initramfs-tools/conf.d/virtnet-rootfs 0o644 'FSTYPE=ext4\\n'",
+    ]
     # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
     assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 

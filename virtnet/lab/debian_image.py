@@ -482,20 +482,23 @@ EARLY_FILES = ("etc/initramfs-tools/conf.d/virtnet-rootfs",)
 
 
 def _early_file_hooks(stage: Path, customisation: Customisation) -> list[str]:
-    """mmdebstrap options that upload `EARLY_FILES` after the essential packages, before the rest.
+    """mmdebstrap options that copy `EARLY_FILES` in after the essential packages, before the rest.
 
-    The files are staged in the new directory `stage` for mmdebstrap to read.
+    The files are staged under the new directory `stage` at their paths in the image, and copied
+    in with `sync-in`, which makes missing directories (`upload` needs the directory to exist).
     """
-    stage.mkdir()
-    hooks = []
-    for item in customisation.files:
-        if item.path in EARLY_FILES:
-            staged = stage / item.path.replace("/", "-")
-            staged.write_text(item.content)
-            staged.chmod(item.mode)
-            # mmdebstrap splits a special hook's words like a shell: quote the path.
-            hooks.append(f"--essential-hook=upload {shlex.quote(str(staged))} /{item.path}")
-    return hooks
+    stage.mkdir(mode=0o755)
+    stage.chmod(0o755)  # sync-in gives / the stage's mode, owner and all
+    early = [item for item in customisation.files if item.path in EARLY_FILES]
+    for item in early:
+        target = _inside(stage, item.path)
+        for parent in reversed(target.relative_to(stage).parents[:-1]):
+            (stage / parent).mkdir(exist_ok=True)
+            (stage / parent).chmod(0o755)
+        target.write_text(item.content)
+        target.chmod(item.mode)
+    # mmdebstrap splits a special hook's words like a shell: quote the path.
+    return [f"--essential-hook=sync-in {shlex.quote(str(stage))} /"] if early else []
 
 
 def _step(
