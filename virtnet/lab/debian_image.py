@@ -213,12 +213,15 @@ CUSTOMISATION = Customisation(
         # (cloud-init.service is ordered Before=sshd.service); should it have made none (a broken
         # seed, cloud-init failing), this makes them, so the VM can still be logged in to and
         # looked at. Only when there is no key at all: `ssh-keygen -A` alone would add the RSA key
-        # cloud-init is told not to make, at every boot.
+        # cloud-init is told not to make, at every boot. A drop-in's ExecStartPre= runs after the
+        # unit's own `sshd -t`, which fails without keys, so the list is reset and restated.
         GuestFile(
             "etc/systemd/system/ssh.service.d/virtnet-hostkeys.conf",
             "[Service]\n"
+            "ExecStartPre=\n"
             "ExecStartPre=-/bin/sh -c "
-            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n",
+            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n"
+            "ExecStartPre=/usr/sbin/sshd -t\n",
         ),
     ),
     symlinks=tuple((f"etc/systemd/system/{unit}", "/dev/null") for unit in MASKED_UNITS),
