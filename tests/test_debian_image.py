@@ -352,7 +352,11 @@ def test_pipeline_with_a_fake_mmdebstrap(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_apt: None
 ) -> None:
     bin_dir = fake_mmdebstrap_path(monkeypatch, tmp_path, FAKE_MMDEBSTRAP)
+    key = image_key(di.resolve_inputs(tmp_path))
+    crashed = tmp_path / "cache/debian" / f".build-{key}-crashed"  # a build killed half way
+    (crashed / "rootfs").mkdir(parents=True)
     image = build_debian_image(tmp_path / "cache")
+    assert image.key == key and not crashed.exists()
     final = tmp_path / "cache/debian" / image.key
     assert image.base == final / "base.qcow2" and image.cmdline == di.CMDLINE
     assert image.kernel.read_bytes() == b"kernel" and image.initrd.read_bytes() == b"initrd"
