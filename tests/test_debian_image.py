@@ -210,7 +210,10 @@ def test_customisation_writes_what_it_should(tmp_path: Path) -> None:
         assert os.readlink(etc / "systemd/system" / unit) == "/dev/null"
     assert "locale: C.UTF-8" in cfg.splitlines() and "manage_etc_hosts: true" in cfg.splitlines()
     keygen = (etc / "systemd/system/ssh.service.d/virtnet-hostkeys.conf").read_text()
-    assert keygen.startswith("[Service]\nExecStartPre=-/bin/sh -c '") and "ssh-keygen -A'" in keygen
+    lines = keygen.splitlines()
+    assert lines[:2] == ["[Service]", "ExecStartPre="]  # reset: Debian's `sshd -t` fails without keys
+    assert lines[2].startswith("ExecStartPre=-/bin/sh -c '") and lines[2].endswith("ssh-keygen -A'")
+    assert lines[3:] == ["ExecStartPre=/usr/sbin/sshd -t"]
     assert stat.S_IMODE((etc / "fstab").stat().st_mode) == 0o644
 
 
@@ -307,9 +310,17 @@ needs_root_and_tools = pytest.mark.skipif(
 # A stand-in for mmdebstrap: a tarball of a tiny tree shaped like Debian's, at the last argument.
 FAKE_MMDEBSTRAP = """\
 import io, sys, tarfile, pathlib
-import os
+import os, shlex
 with open(pathlib.Path(sys.argv[0]).with_name("mmdebstrap.calls"), "a") as log:
     log.write(" ".join(sys.argv[1:]) + " TMPDIR=" + os.environ["TMPDIR"] + "\\n")
+for arg in sys.argv[1:]:
+    if arg.startswith("--essential-hook=sync-in "):
+        _, outside, inside = shlex.split(arg.split("=", 1)[1])
+        with open(pathlib.Path(sys.argv[0]).with_name("synced-in"), "a") as log:
+            for path in sorted(pathlib.Path(outside).rglob("*")):
+                mode = oct(path.stat().st_mode & 0o7777)
+                content = repr(path.read_text()) if path.is_file() else "dir"
+                log.write(f"{inside} {path.relative_to(outside)} {mode} {content}\\n")
 files = {
     "boot/vmlinuz-6.1.0-57-amd64": b"kernel",
     "boot/initrd.img-6.1.0-57-amd64": b"initrd",
@@ -341,7 +352,11 @@ def test_pipeline_with_a_fake_mmdebstrap(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_apt: None
 ) -> None:
     bin_dir = fake_mmdebstrap_path(monkeypatch, tmp_path, FAKE_MMDEBSTRAP)
+    key = image_key(di.resolve_inputs(tmp_path))
+    crashed = tmp_path / "cache/debian" / f".build-{key}-crashed"  # a build killed half way
+    (crashed / "rootfs").mkdir(parents=True)
     image = build_debian_image(tmp_path / "cache")
+    assert image.key == key and not crashed.exists()
     final = tmp_path / "cache/debian" / image.key
     assert image.base == final / "base.qcow2" and image.cmdline == di.CMDLINE
     assert image.kernel.read_bytes() == b"kernel" and image.initrd.read_bytes() == b"initrd"
@@ -358,6 +373,14 @@ def test_pipeline_with_a_fake_mmdebstrap(
     assert sorted(p.name for p in final.iterdir()) == ["base.qcow2", "initrd.img", "manifest.json", "vmlinuz"]
     (call,) = (bin_dir / "mmdebstrap.calls").read_text().splitlines()
     assert call.startswith("--variant=apt --include=linux-image-amd64=1.0,") and " bookworm " in call
+    # initramfs-tools learns the root filesystem's type before the kernel's postinst builds the
+    # initrd (so fsck goes in)
+    assert (bin_dir / "synced-in").read_text().splitlines() == [
+        "/ etc 0o755 dir",
+        "/ etc/initramfs-tools 0o755 dir",
+        "/ etc/initramfs-tools/conf.d 0o755 dir",
+        "/ etc/initramfs-tools/conf.d/virtnet-rootfs 0o644 'FSTYPE=ext4\\n'",
+    ]
     # mmdebstrap's temporary chroot is made inside the build's work dir, which is gone now
     assert Path(call.rsplit("TMPDIR=", 1)[1]).parent.name.startswith(f".build-{image.key}-")
 
@@ -378,6 +401,7 @@ def test_pipeline_with_a_fake_mmdebstrap(
         return done.stdout
 
     assert cat("/etc/fstab") == "LABEL=rootfs / ext4 defaults 0 1\n"
+    assert cat("/etc/initramfs-tools/conf.d/virtnet-rootfs") == "FSTYPE=ext4\n"
     assert "NoCloud" in cat("/etc/cloud/cloud.cfg.d/90-virtnet.cfg")
     listing = subprocess.run([debugfs, "-R", "ls /etc/ssh", str(raw)], capture_output=True, text=True)
     assert "sshd_config" in listing.stdout and "ssh_host" not in listing.stdout

@@ -23,6 +23,7 @@ import glob
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from virtnet.lab.image_cache import apt_fingerprint, cached_build, write_atomic,
 
 # Bump whenever the build changes in a way the other inputs (suite, packages, versions,
 # customisation content) do not capture, e.g. a different mkfs option or extraction flag.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "3"
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -197,8 +198,14 @@ CUSTOMISATION = Customisation(
     ),
     files=(
         # The root filesystem is found by its label (the kernel command line says the same), which
-        # every overlay of this image shares; pass 1 so it is checked before it is mounted.
+        # every overlay of this image shares; pass 1: checked at boot (by the initrd, see below).
         GuestFile("etc/fstab", f"LABEL={ROOT_LABEL} / ext4 defaults 0 1\n"),
+        # initramfs-tools puts fsck and fsck.ext4 into the initrd only for a root filesystem type it
+        # can name, and for / it probes the device, which does not exist while the image is built:
+        # the initrd would say "fsck not present" and, the kernel mounting / rw, systemd-fsck-root
+        # skips it too, so the root filesystem would never be checked. Uploaded before the kernel is
+        # installed (EARLY_FILES), and kept for initrds built later inside the VM.
+        GuestFile("etc/initramfs-tools/conf.d/virtnet-rootfs", "FSTYPE=ext4\n"),
         # Empty, as machine-id(5) asks of images used on many machines: systemd makes a new id at
         # each VM's first boot and saves it. (mmdebstrap leaves it empty too; written here so the
         # image does not depend on that.)
@@ -209,12 +216,15 @@ CUSTOMISATION = Customisation(
         # (cloud-init.service is ordered Before=sshd.service); should it have made none (a broken
         # seed, cloud-init failing), this makes them, so the VM can still be logged in to and
         # looked at. Only when there is no key at all: `ssh-keygen -A` alone would add the RSA key
-        # cloud-init is told not to make, at every boot.
+        # cloud-init is told not to make, at every boot. A drop-in's ExecStartPre= runs after the
+        # unit's own `sshd -t`, which fails without keys, so the list is reset and restated.
         GuestFile(
             "etc/systemd/system/ssh.service.d/virtnet-hostkeys.conf",
             "[Service]\n"
+            "ExecStartPre=\n"
             "ExecStartPre=-/bin/sh -c "
-            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n",
+            "'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || exec /usr/bin/ssh-keygen -A'\n"
+            "ExecStartPre=/usr/sbin/sshd -t\n",
         ),
     ),
     symlinks=tuple((f"etc/systemd/system/{unit}", "/dev/null") for unit in MASKED_UNITS),
@@ -418,6 +428,7 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
             tools["mmdebstrap"],
             "--variant=apt",
             f"--include={include}",
+            *_early_file_hooks(work / "early", inputs.customisation),
             inputs.suite,
             str(tarball),
         ],
@@ -427,7 +438,8 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
         name="mmdebstrap",
         hint="check that Debian's mirror is reachable; if a version is not found, run `apt-get update`",
     )
-    (work / "tmp").rmdir()
+    shutil.rmtree(work / "tmp")
+    shutil.rmtree(work / "early")
     root.mkdir()
     # As root tar keeps owners by default; --numeric-owner maps them by number (the build host's
     # names do not matter), and --xattrs-include=* restores security.capability (ping's
@@ -467,6 +479,32 @@ def _build(work: Path, inputs: DebianInputs, key: str) -> None:
     raw.unlink()
     _fsync(base)
     base.chmod(0o444)  # a base image is only ever read; overlays take the writes
+
+
+# Files the package scripts must see while mmdebstrap installs: the kernel's postinst builds the
+# initrd then, and initramfs-tools adds fsck to it only if it knows the root filesystem's type (see
+# INITRAMFS_FSTYPE).
+EARLY_FILES = ("etc/initramfs-tools/conf.d/virtnet-rootfs",)
+
+
+def _early_file_hooks(stage: Path, customisation: Customisation) -> list[str]:
+    """mmdebstrap options that copy `EARLY_FILES` in after the essential packages, before the rest.
+
+    The files are staged under the new directory `stage` at their paths in the image, and copied
+    in with `sync-in`, which makes missing directories (`upload` needs the directory to exist).
+    """
+    stage.mkdir(mode=0o755)
+    stage.chmod(0o755)  # sync-in gives / the stage's mode, owner and all
+    early = [item for item in customisation.files if item.path in EARLY_FILES]
+    for item in early:
+        target = _inside(stage, item.path)
+        for parent in reversed(target.relative_to(stage).parents[:-1]):
+            (stage / parent).mkdir(exist_ok=True)
+            (stage / parent).chmod(0o755)
+        target.write_text(item.content)
+        target.chmod(item.mode)
+    # mmdebstrap splits a special hook's words like a shell: quote the path.
+    return [f"--essential-hook=sync-in {shlex.quote(str(stage))} /"] if early else []
 
 
 def _step(
