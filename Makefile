@@ -67,6 +67,7 @@ bench: deps
 	$(PY) bench/xml_render.py
 	$(PY) bench/ovs_ports.py
 	$(PY) bench/migration.py
+	$(PY) bench/debian_guest.py
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -6,7 +6,7 @@ defines a fresh provisioned guest (an overlay over the base image, user 'bench' 
 here, a user NIC forwarding 127.0.0.1:10162 to port 22) and starts it. From the moment `virtnet
 start` returns, three pollers run side by side:
 
-  (probe)   a tight loop that reads sshd's banner every 0.05 s: the moment ssh became possible;
+  (probe)   a tight loop that reads sshd's banner every 0.2 s: the moment ssh became possible;
   (virtnet) ``virtnet wait NAME --for ssh`` and then ``--for cloud-init``;
   (loop)    what users script today (the recipes' ``until ssh ... true; do sleep 2; done``): the
             system ssh with a 3 s connect timeout, every 2 s, until it logs in.
@@ -99,7 +99,7 @@ def one_run(lab: Lab, uri: str, image: DebianImage, workdir: Path, key: Path, ru
 
     def probe() -> None:
         while not stop.is_set() and not banner_answers():
-            time.sleep(0.05)
+            time.sleep(0.2)
         times.setdefault("probe", time.monotonic())
 
     def loop() -> None:

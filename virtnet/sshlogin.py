@@ -15,6 +15,7 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from virtnet.cache import cache_dir
 from virtnet.errors import AgentNotResponding, NoAgentChannel, NoWayIn, VirtnetError
@@ -137,7 +138,10 @@ def _forward(host: Host, spec: VMSpec | None) -> SshTarget | None:
             address = fwd.host_address
             if address.is_loopback and not host.is_local:
                 continue  # the forward listens on the libvirt host's loopback, not ours
-            shown = "127.0.0.1" if address.is_unspecified else str(address)
+            if address.is_unspecified:  # every address of the libvirt host: reach it by its name
+                shown = "127.0.0.1" if host.is_local else (urlsplit(host.uri).hostname or "127.0.0.1")
+            else:
+                shown = str(address)
             return SshTarget(
                 shown, fwd.host_port, f"nics[{index}] forwards {shown}:{fwd.host_port} to port 22"
             )
