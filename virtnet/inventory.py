@@ -108,5 +108,4 @@ def guest_side(guest: Guest, spec: VMSpec | None) -> GuestSide | None:
         for nic in found
         if nic.name != "lo"
     ]
-    os_name = " ".join(part for part in (facts.os_name,) if part) or None
-    return GuestSide(os=os_name, hostname=facts.hostname, nics=nics)
+    return GuestSide(os=facts.os_name, hostname=facts.hostname, nics=nics)

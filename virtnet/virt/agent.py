@@ -157,8 +157,12 @@ class Agent:
             info = self.guest.domain.guestInfo(flags, 0)
         except libvirt.libvirtError as err:
             raise self._translate(err) from None
+        # PRETTY_NAME carries the version ("Debian GNU/Linux 12 (bookworm)"); not every OS sets it.
+        name = info.get("os.pretty-name") or " ".join(
+            part for part in (info.get("os.name"), info.get("os.version")) if part
+        )
         return GuestFacts(
-            os_name=info.get("os.pretty-name") or info.get("os.name"),
+            os_name=name or None,
             os_version=info.get("os.version"),
             hostname=info.get("hostname"),
         )
