@@ -275,7 +275,7 @@ def check_guest_network(spec: VMSpec) -> Iterator[SpecError]:
             yield SpecError(
                 f"nics[{i}].gateway",
                 "a gateway needs a static address (DHCP brings its own)",
-                "set nics[{i}].address = '10.0.0.2/24' or remove gateway".replace("{i}", str(i)),
+                f"set nics[{i}].address = '10.0.0.2/24', or remove gateway",
             )
         elif nic.gateway not in ipaddress.IPv4Interface(nic.address).network:
             network = ipaddress.IPv4Interface(nic.address).network
