@@ -6,6 +6,7 @@ Results are read with virsh, ovs-vsctl and the guest's own console, never with v
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -98,15 +99,29 @@ def test_guest_moves_with_its_counter_its_port_and_its_definition(lab0: LabClien
     assert "Last migration:" in b.virtnet("show", "mover").stdout
 
 
+def dirty_rate_mib_s(client: LabClient, name: str, dirty_mib: int) -> float:
+    """How fast the guest rewrites its region, from its own console (passes per second of uptime).
+
+    Under TCG this depends on the machine: 190 MiB/s where the issue was written, 55-60 MiB/s on
+    another machine of the same kind, so the cap below is chosen from it, not hard-coded.
+    """
+    wait_for(lambda: "passes=3" in client.console_log(name).read_text(), "three passes of the loop", 120)
+    ticks = re.findall(r"up=([\d.]+) passes=(\d+)", client.console_log(name).read_text())
+    first = {int(p): float(up) for up, p in reversed(ticks)}  # the first tick of each pass count
+    return dirty_mib * 2 / (first[3] - first[1])
+
+
 def test_busy_guest_converges_where_virsh_defaults_do_not(lab0: LabClient, lab1: LabClient) -> None:
-    """The issue's workload: 1 GiB guest rewriting 256 MiB, migration capped at 100 MiB/s."""
+    """The issue's workload: 1 GiB guest rewriting 256 MiB, migration capped below its dirty rate
+    (the issue's 100 MiB/s, or half the rate this machine's TCG guest reaches, if that is lower)."""
     a, b = lab0, lab1
     boot(a, "busy", memory="1GiB", dirty_mib=256, vhost_user=False, hugepages=False)
-    wait_for(lambda: "passes=1" in a.console_log("busy").read_text(), "the guest dirtying its memory")
+    rate = dirty_rate_mib_s(a, "busy", 256)
+    cap = str(max(10, min(100, int(rate / 2))))
 
     virsh = subprocess.Popen(
         ["virsh", "-c", a.host.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
-         "--bandwidth", "100", "busy", b.host.uri],
+         "--bandwidth", cap, "busy", b.host.uri],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -119,12 +134,12 @@ def test_busy_guest_converges_where_virsh_defaults_do_not(lab0: LabClient, lab1:
     assert a.virsh("domstate", "busy").stdout.strip() == "running"
     assert "busy" not in names(b)
 
-    done = a.virtnet(*migrate_args(a, b, "busy", "--bandwidth", "100", "--json"))
+    done = a.virtnet(*migrate_args(a, b, "busy", "--bandwidth", cap, "--json"), timeout=600)
     report = json.loads(done.stdout)["report"]
     assert b.virsh("domstate", "busy").stdout.strip() == "running"
     assert "busy" not in names(a)
     assert report["policy"] in ("auto-converge", "postcopy")
-    assert "dirty rate" in report["reason"] and report["dirty_rate_mib_s"] > 50
+    assert "dirty rate" in report["reason"] and report["dirty_rate_mib_s"] > int(cap)
     stored = etree.fromstring(b.virsh("metadata", "busy", MIGRATION_NS).stdout.encode())
     assert stored.findtext("policy") == report["policy"]
 

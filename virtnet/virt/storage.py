@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
+from dataclasses import dataclass
 
 import libvirt
 from lxml import etree
@@ -50,7 +51,7 @@ def ensure_volume(
     assert pool is not None
     vol = etree.Element("volume")
     etree.SubElement(vol, "name").text = name
-    capacity = capacity_bytes if capacity_bytes is not None else base.capacity  # type: ignore[union-attr]
+    capacity = capacity_bytes if capacity_bytes is not None else base.capacity if base else 0
     etree.SubElement(vol, "capacity", unit="bytes").text = str(capacity)
     etree.SubElement(vol, "allocation", unit="bytes").text = "0"
     etree.SubElement(etree.SubElement(vol, "target"), "format", type=fmt)
@@ -63,11 +64,13 @@ def ensure_volume(
     return Volume(created, host.uri)
 
 
+@dataclass(frozen=True)
 class _Base:
     """A backing image as libvirt sees it: its path, format and virtual size."""
 
-    def __init__(self, path: str, fmt: str, capacity: int) -> None:
-        self.path, self.format, self.capacity = path, fmt, capacity
+    path: str
+    format: str
+    capacity: int
 
 
 def _backing_volume(host: Host, path: str) -> _Base:
@@ -97,7 +100,10 @@ def _require_backing(vol: libvirt.virStorageVol, path: str, backing: str, uri: s
 
 
 def read_volume(host: Host, path: str, limit_bytes: int) -> bytes | None:
-    """A small volume's content through the storage API (works on a remote host), None when missing."""
+    """A small volume's content through the storage API (works on a remote host).
+
+    None when there is no volume at `path`, or when it is larger than `limit_bytes` (not ours to read).
+    """
     vol = _find_volume(host, path)
     if vol is None:
         return None
