@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import libvirt
 
 from virtnet.errors import ConsoleBusy, InvalidDomainState
 from virtnet.virt.errors import libvirt_errors, translate
+from virtnet.virt.streams import aborted_on_error, receive_all
 
 SCREENSHOT_CHUNK = 256 * 1024
 
@@ -128,19 +128,9 @@ class Guest:
 
     def screenshot(self, screen: int = 0) -> tuple[str, bytes]:
         """What the display shows, as QEMU dumps it: (the MIME type libvirt names, the image bytes)."""
-        with libvirt_errors(self.uri):
-            stream = self._dom.connect().newStream(0)
-            try:
-                mime = str(self._dom.screenshot(stream, screen, 0))
-                chunks = []
-                while chunk := stream.recv(SCREENSHOT_CHUNK):
-                    chunks.append(chunk)
-                stream.finish()
-            except BaseException:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.abort()
-                raise
-        return mime, b"".join(chunks)
+        with libvirt_errors(self.uri), aborted_on_error(self._dom.connect().newStream(0)) as stream:
+            mime = str(self._dom.screenshot(stream, screen, 0))
+            return mime, receive_all(stream, SCREENSHOT_CHUNK)
 
     def open_console(self, *, force: bool = False) -> libvirt.virStream:
         """A non-blocking stream on the first serial console; `force` takes it from another client.

@@ -13,6 +13,7 @@ from lxml import etree
 from virtnet.errors import StorageError
 from virtnet.virt.errors import libvirt_errors
 from virtnet.virt.host import Host
+from virtnet.virt.streams import aborted_on_error, receive_all, send_all
 
 
 class Volume:
@@ -111,18 +112,9 @@ def read_volume(host: Host, path: str, limit_bytes: int) -> bytes | None:
         size = int(vol.info()[1])
         if size > limit_bytes:
             return None
-        stream = host.conn.newStream(0)
-        try:
+        with aborted_on_error(host.conn.newStream(0)) as stream:
             vol.download(stream, 0, size, 0)
-            chunks = []
-            while chunk := stream.recv(256 * 1024):
-                chunks.append(chunk)
-            stream.finish()
-        except BaseException:
-            with contextlib.suppress(libvirt.libvirtError):
-                stream.abort()
-            raise
-    return b"".join(chunks)
+            return receive_all(stream)
 
 
 def write_volume(host: Host, path: str, data: bytes) -> Volume:
@@ -144,16 +136,9 @@ def write_volume(host: Host, path: str, data: bytes) -> Volume:
         etree.SubElement(etree.SubElement(vol_xml, "target"), "format", type="raw")
         vol = pool.createXML(etree.tostring(vol_xml, encoding="unicode"), 0)
         try:
-            stream = host.conn.newStream(0)
-            vol.upload(stream, 0, len(data), 0)
-            try:
-                for offset in range(0, len(data), 256 * 1024):
-                    stream.send(data[offset : offset + 256 * 1024])
-                stream.finish()
-            except BaseException:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.abort()
-                raise
+            with aborted_on_error(host.conn.newStream(0)) as stream:
+                vol.upload(stream, 0, len(data), 0)
+                send_all(stream, data)
         except BaseException:
             with contextlib.suppress(libvirt.libvirtError):
                 vol.delete(0)
