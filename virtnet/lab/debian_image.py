@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virtnet.cache import cache_dir as virtnet_cache_dir
+from virtnet.errors import LabError
 from virtnet.lab.guest_image import GuestImageError
 from virtnet.lab.image_cache import apt_fingerprint, cached_build, write_atomic, write_synced
+from virtnet.lab.process import run
 
 # Bump whenever the build changes in a way the other inputs (suite, packages, versions,
 # customisation content) do not capture, e.g. a different mkfs option or extraction flag.
@@ -555,19 +557,11 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 
 
 def _run(cmd: list[str], *, hint: str, timeout: float = 120.0) -> str:
-    """A short apt query: stdout, or GuestImageError with its last error line and `hint`."""
+    """A short apt query: stdout, or GuestImageError with the failure and `hint` (as guest_image's)."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise GuestImageError(f"{cmd[0]} is not installed; {hint}") from None
-    except subprocess.TimeoutExpired:
-        raise GuestImageError(f"{' '.join(cmd)} did not finish within {timeout:g} s; {hint}") from None
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise GuestImageError(
-            f"{' '.join(cmd)} failed: {detail[-1] if detail else f'exit {done.returncode}'}; {hint}"
-        )
-    return done.stdout
+        return run(cmd, timeout=timeout)
+    except LabError as err:
+        raise GuestImageError(f"{err}; {hint}") from None
 
 
 def _copy_boot_file(root: Path, pattern: str, dest: Path) -> None:
