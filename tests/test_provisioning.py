@@ -15,7 +15,7 @@ from lxml import etree
 from test_cli import virtnet
 
 from virtnet.cloudinit import build_seed
-from virtnet.cloudinit.iso import read_seed_file, seed_iso
+from virtnet.cloudinit.iso import read_seed_files, seed_iso
 from virtnet.domxml import HostChoices, render_domain, validate_domain
 from virtnet.errors import SpecError
 from virtnet.spec import spec_from_dict
@@ -138,8 +138,7 @@ def test_seed_iso_is_labelled_cidata_with_the_three_files(tmp_path: Path) -> Non
         ["blkid", "-p", "-o", "export", str(image)], capture_output=True, text=True, check=True
     ).stdout
     assert "LABEL=cidata" in probe.split() and "TYPE=iso9660" in probe.split()
-    for name, data in seed.files().items():
-        assert read_seed_file(image.read_bytes(), name) == data
+    assert read_seed_files(image.read_bytes(), seed.files()) == seed.files()
 
 
 # --- a user's own user-data file ----------------------------------------------------------------

@@ -77,7 +77,7 @@ def define(
 ) -> DefineResult:
     """Define `spec` on `host`, or update the domain virtnet defined from it before."""
     existing = _domain_to_update(host, spec)
-    uuid = existing.uuid if existing else (str(spec.uuid) if spec.uuid else network.new_uuid())
+    uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else network.new_uuid())
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
     choices = HostChoices(virt_type=virt.virt_type, forward_style="passt", uuid=uuid)
     # Render and validate both forms before touching anything: a bug shows before a port is made.
@@ -85,8 +85,7 @@ def define(
     for domain in domains.values():
         validate_domain(domain)
     seed = build_seed(spec)  # a bad user-data file stops us here, before anything exists
-    old_spec = spec_of(existing) if existing else None
-    _require_resources(host, spec, running=existing is not None and existing.is_active)
+    _require_resources(host, spec, running=existing is not None and existing.guest.is_active)
     with _switch(spec, ovsdb) as db:
         net = network.prepare(host, spec, uuid, db)
         try:
@@ -104,7 +103,7 @@ def define(
         except BaseException:
             network.undo(net, db)
             raise
-    old_seed = seed_path(old_spec) if old_spec else None
+    old_seed = seed_path(existing.spec) if existing else None
     removed_seed = None
     if old_seed and old_seed != seed_path(spec) and delete_volume(host, old_seed):
         removed_seed = old_seed
@@ -135,7 +134,7 @@ class DefinePlan:
 def plan_define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefinePlan:
     """Everything define decides, changing nothing (the forward style is the first one it tries)."""
     existing = _domain_to_update(host, spec)
-    uuid = existing.uuid if existing else (str(spec.uuid) if spec.uuid else None)
+    uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else None)
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
     choices = HostChoices(virt_type=virt.virt_type, forward_style=_forward_styles(spec)[0], uuid=uuid)
     domain = render_domain(spec, choices)
@@ -222,12 +221,21 @@ def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainVi
     return [v for v in views if include_inactive or v.id is not None]
 
 
-def _domain_to_update(host: Host, spec: VMSpec) -> Guest | None:
+@dataclass(frozen=True)
+class _Existing:
+    """The domain a spec redefines, with the spec it was defined from."""
+
+    guest: Guest
+    spec: VMSpec
+
+
+def _domain_to_update(host: Host, spec: VMSpec) -> _Existing | None:
     """The domain this spec redefines (its UUID is kept); refuse to take over one virtnet did not make."""
     existing = host.find(spec.name)
     if existing is None:
         return None
-    if spec_of(existing) is None:
+    stored = spec_of(existing)
+    if stored is None:
         raise DomainExists(
             f"domain {spec.name!r} exists on {host.uri} and virtnet did not define it; "
             "choose another name, or remove it with `virsh undefine`",
@@ -239,7 +247,7 @@ def _domain_to_update(host: Host, spec: VMSpec) -> Guest | None:
             "remove uuid from the spec or undefine the old domain",
             uri=host.uri,
         )
-    return existing
+    return _Existing(existing, stored)
 
 
 def _forward_styles(spec: VMSpec) -> tuple[ForwardStyle, ...]:
@@ -303,17 +311,16 @@ def _write_seed(host: Host, spec: VMSpec, seed: Seed | None) -> SeedWrite | None
     """Upload the seed ISO through the storage API, unless the host already has this instance-id."""
     if seed is None:
         return None
-    from virtnet.cloudinit.iso import read_seed_file, seed_iso
+    from virtnet.cloudinit.iso import read_seed_files, seed_iso
 
     path = seed_path(spec)
     assert path is not None
+    files = seed.files()
     try:
         previous = read_volume(host, path, _SEED_LIMIT)
-        if previous is not None and all(
-            read_seed_file(previous, name) == data for name, data in seed.files().items()
-        ):
+        if previous is not None and read_seed_files(previous, files) == files:
             return SeedWrite(path, seed.instance_id, "unchanged")
-        write_volume(host, path, seed_iso(seed.files()))
+        write_volume(host, path, seed_iso(files))
     except HypervisorError as err:
         raise StorageError(
             f"cloud_init.seed: cannot write the seed {path} on {host.uri}: {err}; "

@@ -3,12 +3,13 @@
 pycdlib (pure Python, maintained, on PyPI) writes ISO 9660 with Joliet and Rock Ridge names, which is
 what `genisoimage -J -r` / `xorriso -as mkisofs -J -r` produce for cloud-init. It needs no
 subprocess and no temporary files, so the image can go straight into libvirt's storage API (and to
-a remote host). It also reads an image back, which tells the instance-id of a seed already on a host.
+a remote host). It also reads an image back, which tells whether the seed already on a host is current.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 
 VOLUME_LABEL = "cidata"  # cloud-init's NoCloud finds its seed by this label
 
@@ -28,17 +29,21 @@ def seed_iso(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def read_seed_file(image: bytes, name: str) -> bytes | None:
-    """One file of a seed image by its Rock Ridge name, None when the image is not a seed with it."""
+def read_seed_files(image: bytes, names: Iterable[str]) -> dict[str, bytes] | None:
+    """The named files of a seed image by their Rock Ridge names, read in one pass over the image;
+    None when the image is not a seed holding all of them."""
     import pycdlib
     from pycdlib.pycdlibexception import PyCdlibException
 
     iso = pycdlib.PyCdlib()
+    found = {}
     try:
         iso.open_fp(io.BytesIO(image))
-        out = io.BytesIO()
-        iso.get_file_from_iso_fp(out, rr_path="/" + name)
+        for name in names:
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, rr_path="/" + name)
+            found[name] = out.getvalue()
         iso.close()
     except PyCdlibException:
         return None
-    return out.getvalue()
+    return found
