@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from virtnet.errors import SpecError
@@ -27,6 +27,16 @@ class SpecWarning:
 
 
 Check = Callable[[VMSpec], Iterator[SpecError | SpecWarning]]
+
+
+def repeats(keys: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
+    """(index, index of its first occurrence) for each key seen before, in order."""
+    first: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        if key in first:
+            yield i, first[key]
+        else:
+            first[key] = i
 
 
 def check_topology(spec: VMSpec) -> Iterator[SpecError]:
@@ -172,16 +182,13 @@ def check_vhost_user(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
 
 
 def check_macs(spec: VMSpec) -> Iterator[SpecError]:
-    seen: dict[str, int] = {}
-    for i in range(len(spec.nics)):
-        mac = nic_mac(spec, i)
-        if mac in seen:
-            yield SpecError(
-                f"nics[{i}].mac",
-                f"{mac} is already the MAC of nics[{seen[mac]}]",
-                "give each NIC its own MAC, or leave mac out to derive one",
-            )
-        seen.setdefault(mac, i)
+    macs = [nic_mac(spec, i) for i in range(len(spec.nics))]
+    for i, first in repeats(macs):
+        yield SpecError(
+            f"nics[{i}].mac",
+            f"{macs[i]} is already the MAC of nics[{first}]",
+            "give each NIC its own MAC, or leave mac out to derive one",
+        )
 
 
 def check_forwards(spec: VMSpec) -> Iterator[SpecError]:
@@ -311,24 +318,20 @@ def check_cloud_init(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
                 f"the VM name {spec.name!r} is not a hostname, and the guest's hostname defaults to it",
                 "set cloud_init.hostname, e.g. 'web-1'",
             )
-    names: dict[str, int] = {}
-    for i, user in enumerate(provisioning.users):
-        if user.name in names:
-            yield SpecError(
-                f"cloud_init.users[{i}].name",
-                f"{user.name!r} is already cloud_init.users[{names[user.name]}]",
-                "list each user once",
-            )
-        names.setdefault(user.name, i)
-    paths: dict[str, int] = {}
-    for i, item in enumerate(provisioning.write_files):
-        if item.path in paths:
-            yield SpecError(
-                f"cloud_init.write_files[{i}].path",
-                f"{item.path} is already written by cloud_init.write_files[{paths[item.path]}]",
-                "write each file once",
-            )
-        paths.setdefault(item.path, i)
+    users = provisioning.users
+    for i, first in repeats(user.name for user in users):
+        yield SpecError(
+            f"cloud_init.users[{i}].name",
+            f"{users[i].name!r} is already cloud_init.users[{first}]",
+            "list each user once",
+        )
+    files = provisioning.write_files
+    for i, first in repeats(item.path for item in files):
+        yield SpecError(
+            f"cloud_init.write_files[{i}].path",
+            f"{files[i].path} is already written by cloud_init.write_files[{first}]",
+            "write each file once",
+        )
     can_log_in = any(user.ssh_authorized_keys or user.password_hash for user in provisioning.users)
     if not provisioning.default_user and provisioning.user_data is None and not can_log_in:
         yield SpecWarning(
