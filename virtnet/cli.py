@@ -446,6 +446,13 @@ def migrate(
     bandwidth: Annotated[int | None, typer.Option(min=1, help="cap in MiB/s for the whole job")] = None,
     max_downtime: Annotated[int | None, typer.Option(min=1, help="allowed pause at the end, in ms")] = None,
     copy_storage: Annotated[bool, typer.Option("--copy-storage", help="copy non-shared disks")] = False,
+    unsafe: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe",
+            help="both hosts see the disks although libvirt cannot tell (one machine, as the lab)",
+        ),
+    ] = False,
     timeout: Annotated[float | None, typer.Option(min=1, help="seconds before --on-timeout acts")] = None,
     on_timeout: Annotated[str, typer.Option(help="abort or postcopy, when --timeout is reached")] = "abort",
     link_speed: Annotated[
@@ -460,6 +467,16 @@ def migrate(
     ] = None,
     dest_cpus: Annotated[
         str | None, typer.Option(help="host CPUs on the destination to map the pinned CPUs onto, in order")
+    ] = None,
+    probe: Annotated[
+        str | None,
+        typer.Option(help="a VM on either host, or 'host', that pings the guest every 10 ms during the move"),
+    ] = None,
+    probe_netns: Annotated[
+        str | None, typer.Option(help="network namespace of --probe host (a lab host's)")
+    ] = None,
+    probe_nic: Annotated[
+        int | None, typer.Option(min=0, help="the guest's NIC to ping (default: its first that is not user)")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check and plan, change nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the plan or report as JSON")] = False,
@@ -480,12 +497,16 @@ def migrate(
         bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_downtime,
         copy_storage=copy_storage,
+        unsafe=unsafe,
         timeout_s=timeout,
         on_timeout=_choice("--on-timeout", on_timeout, ("abort", "postcopy")),
         link_mib_s=link_speed,
         dest_socket_dir=dest_socket_dir,
         dest_cpus=_cpuset_option("--dest-cpus", dest_cpus),
         dest_ovsdb=dest_ovsdb,
+        probe=probe,
+        probe_netns=probe_netns,
+        probe_nic=probe_nic,
     )
     with _host(ctx) as host:
         if dry_run:
@@ -513,6 +534,82 @@ def migrate(
         typer.echo(line)
     if outcome.cleanup_note:
         typer.echo(outcome.cleanup_note)
+
+
+@command()
+def perf(
+    ctx: typer.Context,
+    ends: Annotated[
+        list[str],
+        typer.Argument(
+            help="SRC DST: a VM, 'host' (the host side of the NIC's bridge) or 'lan' (--lan-netns); "
+            "with --matrix, the VM to measure and a peer VM on the same host",
+            show_default=False,
+        ),
+    ],
+    nic: Annotated[
+        int | None, typer.Option(min=0, help="the VM's NIC (spec index) to measure through")
+    ] = None,
+    streams: Annotated[int, typer.Option(min=1, max=128, help="parallel iperf3 streams (-P)")] = 4,
+    seconds: Annotated[int, typer.Option(min=1, max=3600, help="iperf3 duration (-t)")] = 10,
+    reverse: Annotated[bool, typer.Option("--reverse", help="DST sends to SRC (iperf3 -R)")] = False,
+    ping_count: Annotated[int, typer.Option(min=1, max=10000, help="pings after iperf3")] = 10,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="iperf3's port")] = 5201,
+    host_netns: Annotated[
+        str | None, typer.Option(help="network namespace of the host side (a lab host's, where its br0 is)")
+    ] = None,
+    lan_netns: Annotated[
+        str | None, typer.Option(help="network namespace of the LAN's far end (another host's)")
+    ] = None,
+    dst_connect: Annotated[
+        str | None, typer.Option(help="libvirt URI of DST's host, for a VM elsewhere on the LAN")
+    ] = None,
+    matrix: Annotated[
+        bool, typer.Option("--matrix", help="every NIC of the VM on every path: the walkthrough's table")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the results as JSON")] = False,
+) -> None:
+    """Measure a network path as the walkthrough does: iperf3 and ping, through the NIC named."""
+    from virtnet.perf import display
+    from virtnet.perf.measure import PerfOptions
+    from virtnet.perf.run import perf_matrix, perf_path
+
+    options = PerfOptions(streams=streams, seconds=seconds, reverse=reverse, ping_count=ping_count, port=port)
+    if matrix:
+        if nic is not None or dst_connect is not None:
+            raise InputError("--matrix measures every NIC on every path: leave out --nic and --dst-connect")
+        progress = None if as_json else (lambda line: typer.echo(line, err=True))
+        table = perf_matrix(
+            ctx.obj.uri,
+            ends,
+            options,
+            host_netns=host_netns,
+            lan_netns=lan_netns,
+            **({"progress": progress} if progress else {}),
+        )
+        if as_json:
+            typer.echo(json.dumps(display.matrix_json(table), indent=2))
+        else:
+            for line in display.matrix_lines(table):
+                typer.echo(line)
+        return
+    if len(ends) != 2:
+        raise InputError(f"perf takes SRC and DST ({len(ends)} given); or --matrix VM [PEER]")
+    result = perf_path(
+        ctx.obj.uri,
+        ends[0],
+        ends[1],
+        options,
+        nic=nic,
+        host_netns=host_netns,
+        lan_netns=lan_netns,
+        dst_uri=dst_connect,
+    )
+    if as_json:
+        typer.echo(json.dumps(display.path_json(result), indent=2))
+        return
+    for line in display.path_lines(result):
+        typer.echo(line)
 
 
 def _print_migration_plan(outcome: Outcome) -> None:
@@ -585,7 +682,7 @@ def show(
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
-    from virtnet.inventory import guest_side, last_migration, spec_of, view
+    from virtnet.inventory import guest_side, last_migration, nic_backends, spec_of, view
     from virtnet.spec.codec import dump_spec
     from virtnet.summary import describe_spec
 
@@ -598,6 +695,7 @@ def show(
             return
         state = view(guest)
         spec = spec_of(guest)
+        backends = nic_backends(guest)
         migration = last_migration(guest)
         inside = guest_side(guest, spec)
     if as_json:
@@ -617,7 +715,7 @@ def show(
         ("Managed", "by virtnet" if spec else "no (not defined by virtnet)"),
     ]
     rows += (
-        describe_spec(spec)
+        describe_spec(spec, backends)
         if spec
         else [
             ("vCPUs", str(state.vcpus)),
@@ -955,14 +1053,17 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             "local_uri": h.host.local_uri,
             "ovsdb": h.host.ovsdb,
             "vhost_dir": str(h.host.vhost_dir),
+            "netns": h.host.netns,
+            "lan_addresses": h.host.lan_addresses,
             "libvirtd": "up" if h.libvirtd else "DOWN",
             "ovs": "up" if h.ovs else "DOWN",
         }
         for h in lab.health(state)
     ]
     guests = {"virt_type": state.virt_type, "reason": state.virt_type_reason, "kernel": str(lab.guest_dir)}
+    network = {"bridge": state.lan_bridge, "addresses": state.lan_addresses}
     if as_json:
-        typer.echo(json.dumps({"hosts": rows, "guests": guests}, indent=2))
+        typer.echo(json.dumps({"hosts": rows, "lan": network, "guests": guests}, indent=2))
         return
     for row in rows:
         typer.echo(
@@ -970,6 +1071,15 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
         )
         typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
+        if row["lan_addresses"]:
+            typer.echo(
+                f"  on the LAN: br0 {', '.join(row['lan_addresses'])} in network namespace {row['netns']}"
+            )
+    if state.lan_bridge:
+        typer.echo(
+            f"LAN: Linux bridge {state.lan_bridge} ({', '.join(state.lan_addresses)}) wires the hosts' br0 "
+            "together; Linux bridge NICs plug into it"
+        )
     typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 

@@ -179,3 +179,11 @@ class GuestNotReady(VirtnetError):
 
 class NoWayIn(InputError):
     """`virtnet ssh` finds no address of the guest this host can reach."""
+
+
+class PerfFailed(VirtnetError):
+    """A measurement could not be made: iperf3 or ping failed in the middle of it."""
+
+
+class PathUnavailable(InputError):
+    """The path asked for does not exist: a NIC without an address, no address in its subnet."""

@@ -50,6 +50,15 @@ def view(guest: Guest) -> DomainView:
     )
 
 
+def nic_backends(guest: Guest) -> dict[str, str | None]:
+    """Each NIC's MAC and its <driver name> ('vhost', 'qemu' or None): which backend libvirt was told."""
+    from virtnet.domxml.domain import Domain
+
+    devices = Domain.parse(guest.xml()).devices
+    interfaces = devices.interfaces if devices is not None else []
+    return {iface.mac.lower(): iface.driver_name for iface in interfaces if iface.mac}
+
+
 def spec_of_xml(xml: str) -> VMSpec | None:
     """The spec stored in a domain's XML, or None when virtnet did not make the domain."""
     root = etree.fromstring(xml.encode())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from virtnet import network
 from virtnet.cloudinit import Seed, build_seed
@@ -79,7 +79,9 @@ def define(
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else network.new_uuid())
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
-    choices = HostChoices(virt_type=virt.virt_type, forward_style="passt", uuid=uuid)
+    choices = HostChoices(
+        virt_type=virt.virt_type, forward_style="passt", uuid=uuid, vhost_net=host.has_vhost_net
+    )
     # Render and validate both forms before touching anything: a bug shows before a port is made.
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
@@ -136,7 +138,12 @@ def plan_define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> De
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else None)
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
-    choices = HostChoices(virt_type=virt.virt_type, forward_style=_forward_styles(spec)[0], uuid=uuid)
+    choices = HostChoices(
+        virt_type=virt.virt_type,
+        forward_style=_forward_styles(spec)[0],
+        uuid=uuid,
+        vhost_net=host.has_vhost_net,
+    )
     domain = render_domain(spec, choices)
     validate_domain(domain)
     return DefinePlan(domain.to_xml(), build_seed(spec), existing is not None, virt.reason)
@@ -256,7 +263,7 @@ def _forward_styles(spec: VMSpec) -> tuple[ForwardStyle, ...]:
 
 
 def _with_style(choices: HostChoices, style: ForwardStyle) -> HostChoices:
-    return HostChoices(virt_type=choices.virt_type, forward_style=style, uuid=choices.uuid)
+    return replace(choices, forward_style=style)
 
 
 def _define_first_accepted(host: Host, domains: dict[ForwardStyle, Domain]) -> tuple[Guest, ForwardStyle]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads, vhost_port_name
-from virtnet.spec.models import VhostUserNic, VMSpec
+from virtnet.spec.models import BridgeNic, VhostUserNic, VMSpec
 from virtnet.units import format_cpuset, format_size
 
 
-def describe_spec(spec: VMSpec) -> list[tuple[str, str]]:
+def describe_spec(spec: VMSpec, backends: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """Label and value rows; `backends` maps a NIC's MAC to its XML's <driver name>, when known."""
     rows = [("vCPUs", _vcpus(spec)), ("Memory", _memory(spec))]
     pinning = spec.cpu.pinning
     if pinning is not None:
@@ -22,7 +23,7 @@ def describe_spec(spec: VMSpec) -> list[tuple[str, str]]:
         detail += f", cache {disk.cache})" if disk.cache else ")"
         rows.append((f"Disk {i}", detail))
     for i in range(len(spec.nics)):
-        rows.append((f"NIC {i}", _nic(spec, i)))
+        rows.append((f"NIC {i}", _nic(spec, i, (backends or {}).get(nic_mac(spec, i)))))
     if spec.graphics is not None:
         rows.append(("Graphics", f"{spec.graphics.type} on {spec.graphics.listen}"))
     return rows
@@ -48,7 +49,14 @@ def _memory(spec: VMSpec) -> str:
     return ", ".join(parts)
 
 
-def _nic(spec: VMSpec, index: int) -> str:
+def _backend(nic: BridgeNic, rendered: str | None) -> str:
+    """Which backend moves the NIC's packets, as the domain XML says (what libvirt was told)."""
+    if rendered is not None:
+        return {"vhost": "vhost-net backend", "qemu": "QEMU userspace backend"}.get(rendered, rendered)
+    return "libvirt's choice of backend" if nic.model == "virtio" else "QEMU's emulation"
+
+
+def _nic(spec: VMSpec, index: int, backend: str | None = None) -> str:
     nic = spec.nics[index]
     mac = nic_mac(spec, index)
     if isinstance(nic, VhostUserNic):
@@ -56,5 +64,8 @@ def _nic(spec: VMSpec, index: int) -> str:
             f"vhost-user {nic.socket} ({nic.mode}), {nic.queues} queue(s), mac {mac}, "
             f"OVS {nic.bridge}/{vhost_port_name(spec, index)}"
         )
+    if isinstance(nic, BridgeNic):
+        queues = f", {nic.queues} queue(s)" if nic.model == "virtio" else ""
+        return f"bridge {nic.bridge} ({nic.model}, {_backend(nic, backend)}){queues}, mac {mac}"
     forwards = ", ".join(f"{f.protocol} {f.host_address}:{f.host_port}->{f.guest_port}" for f in nic.forwards)
     return f"user ({nic.model}), mac {mac}" + (f", forwards {forwards}" if forwards else "")

@@ -16,6 +16,7 @@ from virtnet.spec.derived import guest_hostname, guest_nic_name, nic_mac
 from virtnet.spec.models import CloudInit, GuestUser, UserNic, VMSpec
 
 SUDO_ALL = "ALL=(ALL) NOPASSWD:ALL"
+QUEUES_RULES = "/etc/udev/rules.d/75-virtnet-queues.rules"
 REDACTED = "<secret: not shown>"
 
 
@@ -55,6 +56,12 @@ def build_seed(spec: VMSpec) -> Seed | None:
     warnings: tuple[str, ...] = ()
     if provisioning.user_data is not None:
         user_data, warnings = read_user_data(provisioning.user_data)
+        warnings += tuple(
+            f"nics[{i}].queues: {nic.queues} queues, but cloud_init.user_data is your own, so the guest "
+            f"enables only as many queue pairs as it has vCPUs; add `ethtool -L <nic> combined {nic.queues}` "
+            "to it (virtnet adds a udev rule for that when it writes the user-data)"
+            for i, nic in spec.multiqueue_nics
+        )
         shown = f"# passed through from {provisioning.user_data} ({len(user_data)} bytes)\n"
     else:
         user_data = _cloud_config(_user_data(spec, provisioning, redact=False))
@@ -75,14 +82,36 @@ def _user_data(spec: VMSpec, provisioning: CloudInit, *, redact: bool) -> dict[s
     users += [_user(user, redact=redact) for user in provisioning.users]
     if users:
         data["users"] = users
-    if provisioning.write_files:
-        data["write_files"] = [
-            {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": f.owner}
-            for f in provisioning.write_files
-        ]
-    if provisioning.runcmd:
-        data["runcmd"] = [list(cmd) if isinstance(cmd, list) else cmd for cmd in provisioning.runcmd]
+    write_files = [
+        {"path": f.path, "content": f.content, "permissions": f.permissions, "owner": f.owner}
+        for f in provisioning.write_files
+    ]
+    runcmd = [list(cmd) if isinstance(cmd, list) else cmd for cmd in provisioning.runcmd]
+    queue_rules = _queue_rules(spec)
+    if queue_rules:
+        write_files.insert(0, {"path": QUEUES_RULES, "content": queue_rules, "permissions": "0644"})
+        # The rule acts on every later boot; the NICs of this first one exist before it does.
+        trigger = ["udevadm", "trigger", "--action=change", "--subsystem-match=net"]
+        runcmd[:0] = [trigger, ["udevadm", "settle"]]
+    if write_files:
+        data["write_files"] = write_files
+    if runcmd:
+        data["runcmd"] = runcmd
     return data
+
+
+def _queue_rules(spec: VMSpec) -> str:
+    """A udev rule per multi-queue NIC, matched by MAC: the walkthrough's `ethtool -L <nic> combined N`.
+
+    Linux enables one queue pair per vCPU by itself; a NIC with more queues than vCPUs (the
+    walkthrough's 8 queues) needs ethtool, at every boot and after a hot-plug, so udev runs it.
+    """
+    lines = [
+        f'ACTION=="add|change", SUBSYSTEM=="net", ATTR{{address}}=="{nic_mac(spec, i)}", '
+        f'RUN+="/usr/sbin/ethtool -L $name combined {nic.queues}"'
+        for i, nic in spec.multiqueue_nics
+    ]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _user(user: GuestUser, *, redact: bool) -> dict[str, Any]:

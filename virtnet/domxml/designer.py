@@ -21,7 +21,7 @@ from virtnet.domxml.os import BootDevice, Os
 from virtnet.domxml.qemu import QEMU_NS, QemuArg, QemuCommandline
 from virtnet.spec.codec import SPEC_VERSION, dump_spec
 from virtnet.spec.derived import nic_mac, seed_path, vcpu_sockets_cores_threads
-from virtnet.spec.models import UserNic, VhostUserNic, VMSpec
+from virtnet.spec.models import BridgeNic, UserNic, VhostUserNic, VMSpec
 from virtnet.units import KIB, format_cpuset
 
 # How host->guest port forwards are written: libvirt's <portForward> with the passt backend where
@@ -38,6 +38,9 @@ class HostChoices:
     virt_type: Literal["kvm", "qemu"]
     forward_style: ForwardStyle = "qemu-args"
     uuid: str | None = None  # keep an existing domain's UUID on redefine
+    # Whether the host has /dev/vhost-net, for bridge NICs with backend 'auto'; None: not known
+    # (a remote host), and libvirt chooses when the domain starts.
+    vhost_net: bool | None = None
 
 
 def render_domain(spec: VMSpec, host: HostChoices) -> Domain:
@@ -228,6 +231,15 @@ def _interface(spec: VMSpec, index: int, host: HostChoices) -> dev.Interface | N
             queues=nic.queues if nic.queues > 1 else None,
             mtu=nic.mtu,
         )
+    if isinstance(nic, BridgeNic):
+        return dev.Interface(
+            type="bridge",
+            mac=mac,
+            source_bridge=nic.bridge,
+            model=nic.model,
+            driver_name=bridge_backend(nic, host.vhost_net),
+            queues=nic.queues if nic.queues > 1 else None,
+        )
     if nic.forwards and host.forward_style == "qemu-args":
         return None  # the whole NIC is in <qemu:commandline>: libvirt 9.0's user NIC has no hostfwd
     iface = dev.Interface(type="user", mac=mac, model=nic.model)
@@ -242,6 +254,19 @@ def _interface(spec: VMSpec, index: int, host: HostChoices) -> dev.Interface | N
         ]
         iface.backend_type = "passt"
     return iface
+
+
+def bridge_backend(nic: BridgeNic, vhost_net: bool | None) -> str | None:
+    """The <driver name> of a bridge NIC: the spec's backend, or for 'auto' what the host offers.
+
+    Written out, so that `virsh dumpxml` and `virtnet show` say which backend the NIC got; libvirt
+    would otherwise fall back from vhost-net to QEMU's backend with only a log line.
+    """
+    if nic.backend != "auto":
+        return nic.backend
+    if nic.model != "virtio" or vhost_net is None:
+        return None
+    return "vhost" if vhost_net else "qemu"
 
 
 def _console(spec: VMSpec) -> tuple[list[dev.Serial], list[dev.Console]]:

@@ -11,11 +11,12 @@ import json
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from virtnet.errors import InputError, LabError
-from virtnet.lab import hugepages, libvirtd, namespace, switch
+from virtnet.lab import hugepages, lan, libvirtd, namespace, switch
 from virtnet.lab.guest_image import build_guest_image
 from virtnet.lab.process import alive, read_pid, run, stop_pid
 from virtnet.virt import kvm_probe
@@ -32,6 +33,8 @@ class LabHost:
     dir: str
     netns: str
     holder_pid: int | None = None
+    # br0's addresses on the lab's LAN (lan.py), in the host's namespace: ['10.78.2.1/24', '10.79.2.1/24']
+    lan_addresses: list[str] = field(default_factory=list)
 
     @property
     def uri(self) -> str:
@@ -64,6 +67,9 @@ class LabState:
     hugepages_added: int = 0
     virt_type: str = "qemu"  # what the KVM probe found guests can use here
     virt_type_reason: str = ""
+    # The Linux bridge on this machine that wires the hosts' br0 together (lan.py), and its address.
+    lan_bridge: str = ""
+    lan_addresses: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,10 @@ class Lab:
             data = json.loads(self.state_file.read_text())
         except FileNotFoundError:
             return None
-        hosts = [LabHost(**host) for host in data.pop("hosts")]
-        return LabState(hosts=hosts, **data)
+        # Keys this version does not know (a lab started by another virtnet version) are dropped, so
+        # `down` can still stop what that lab recorded.
+        hosts = [LabHost(**_known(LabHost, host)) for host in data.pop("hosts")]
+        return LabState(hosts=hosts, **_known(LabState, data))
 
     def up(self, *, hosts: int = 1, hugepages_mib: int = 1024) -> LabState:
         """Start `hosts` lab hosts and reserve hugepages for their switches and guests."""
@@ -121,6 +129,7 @@ class Lab:
             self._save(state)
             for index in range(hosts):
                 self._start_host(state, index)
+            self._wire_lan(state)
             self._provide_guest(state)
         except BaseException:
             self.down()
@@ -133,7 +142,9 @@ class Lab:
         if state is None:
             return
         for host in reversed(state.hosts):
-            self._stop_host(host)
+            self._stop_host(host)  # the host's end of its LAN wire goes with its namespace
+        if state.lan_bridge:
+            lan.delete_bridge(state.lan_bridge)
         hugepages.release(state.hugepages_added)
         self.state_file.unlink(missing_ok=True)
 
@@ -172,6 +183,24 @@ class Lab:
         switch.start(host.ovs_dir, host.holder_pid, host.netns, name=name, socket_mem_mib=DPDK_SOCKET_MEM_MIB)
         return host
 
+    def _wire_lan(self, state: LabState) -> None:
+        """The LAN between the hosts' br0 (lan.py), recorded before it is made so `down` removes it."""
+        networks = lan.subnets(self.first_address)
+        state.lan_bridge = lan.bridge_name(self.prefix)
+        state.lan_addresses = lan.bridge_addresses(networks)
+        self._save(state)
+        lan.create_bridge(state.lan_bridge, state.lan_addresses)
+        for host in state.hosts:
+            host.lan_addresses = lan.host_addresses(networks, host.index)
+            self._save(state)
+            lan.attach_host(
+                bridge=state.lan_bridge,
+                veth=lan.ifname(self.prefix, f"h{host.index}"),
+                netns=host.netns,
+                ovs_dir=host.ovs_dir,
+                addresses=host.lan_addresses,
+            )
+
     def _provide_guest(self, state: LabState) -> None:
         """Build (or reuse) the test guest, link it at stable paths, and probe KVM with it once."""
         image = build_guest_image()
@@ -199,6 +228,11 @@ class Lab:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(state), indent=2))
         tmp.replace(self.state_file)
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def _check_prefix(prefix: str) -> str:

@@ -31,12 +31,16 @@ class MigrationRequest:
     bandwidth_mib_s: int | None = None
     max_downtime_ms: int | None = None
     copy_storage: bool = False
+    unsafe: bool = False  # disks on storage both hosts see, which libvirt cannot tell
     timeout_s: float | None = None
     on_timeout: OnTimeout = "abort"
     link_mib_s: float = DEFAULT_LINK_MIB_S
     dest_socket_dir: Path | None = None
     dest_cpus: frozenset[int] | None = None
     dest_ovsdb: str | None = None
+    probe: str | None = None  # a VM on the source host, or 'host', that pings the guest during the move
+    probe_netns: str | None = None  # where 'host' is (a lab host's network namespace)
+    probe_nic: int | None = None  # the guest's NIC the probe pings (default: its first not a user NIC)
 
     def validate(self) -> None:
         """Refuse contradictory options before anything is read or measured."""
@@ -97,6 +101,7 @@ def make_plan(
         bandwidth_mib_s=request.bandwidth_mib_s,
         max_downtime_ms=request.max_downtime_ms,
         copy_storage=request.copy_storage,
+        unsafe=request.unsafe,
     )
     return Plan(
         choice=choice,

@@ -40,6 +40,11 @@ class MigrationReport:
     postcopy_requests: int
     throttle_percent: int | None
     wall_ms: int  # what virtnet measured around the whole job, preflight excluded
+    # --probe: the longest gap between replies to a peer pinging the guest every 10 ms, and who.
+    outage_ms: float | None = None
+    outage_lost_run_ms: float | None = None  # the longest run of lost pings, in 10 ms send intervals
+    outage_seen_by: str | None = None
+    outage_lost: int | None = None  # replies missing over the whole job
 
     def to_xml(self) -> str:
         """The element without a namespace: virDomainSetMetadata puts it in MIGRATION_NS."""
@@ -81,6 +86,14 @@ class MigrationReport:
             out.append(f"auto-converge throttle: {self.throttle_percent}%")
         if self.dirty_rate_mib_s is not None:
             out.append(f"dirty rate before: {self.dirty_rate_mib_s:.0f} MiB/s (page sampling)")
+        if self.outage_seen_by is not None:
+            gap = "no reply at all" if self.outage_ms is None else f"longest gap {self.outage_ms:g} ms"
+            if self.outage_lost_run_ms is not None:
+                gap += f" ({self.outage_lost_run_ms:g} ms of pings lost in a row)"
+            out.append(
+                f"network outage seen by {self.outage_seen_by} (ping every 10 ms): {gap} against QEMU's "
+                f"downtime {_ms(self.downtime_ms)}; {self.outage_lost} replies missing in all"
+            )
         out.append(f"flags: {self.flags}")
         out.append(f"statistics from: {self.stats_from}")
         return out

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from virtnet import network
 from virtnet.errors import (
+    DomainNotFound,
     HypervisorError,
     InputError,
     MigrationAborted,
@@ -33,6 +34,8 @@ from virtnet.migration.preflight import Sides, postcopy_unsafe, run_checks
 from virtnet.migration.report import MIGRATION_NS, MIGRATION_PREFIX, MigrationReport, stats_fields
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
+from virtnet.perf.endpoint import Endpoint
+from virtnet.perf.probe import Outage, OutageProbe
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
@@ -120,14 +123,18 @@ def _migrate(
     net = network.prepare(dest, dest_spec, guest.uuid, dest_db) if dest_spec is not None else None
     if ports:
         watcher.note(f"created port(s) {', '.join(ports)} on the destination's OVS")
-    result = _run_job(MigrationJob(guest), request.dest_uri, plan, dest_xml, persist_xml, watcher)
+    probe = _start_probe(sides, request, watcher)
+    try:
+        result = _run_job(MigrationJob(guest), request.dest_uri, plan, dest_xml, persist_xml, watcher)
+    finally:
+        seen = _stop_probe(probe, watcher)
     if result.error is None and not _landed(source, dest, guest.name):
         # libvirt 9.0 returns success from a peer-to-peer job aborted early; believe the hosts.
         result.error = MigrationAborted("the job ended with the guest still on the source", uri=source.uri)
     if result.error is not None:
         raise _failed(result, guest, source, dest, lambda: _undo(net, dest_db))
     dest_guest = dest.lookup(guest.name)
-    outcome.report = _report(source, dest_guest, plan, result)
+    outcome.report = _report(source, dest_guest, plan, result, seen)
     try:
         dest_guest.set_metadata(MIGRATION_NS, MIGRATION_PREFIX, outcome.report.to_xml())
     except HypervisorError as err:  # the guest moved: a report that cannot be stored is no failure
@@ -282,7 +289,41 @@ def _undo(change: network.NetworkChange | None, db: Ovsdb | None) -> None:
         network.undo(change, db)
 
 
-def _report(source: Host, dest_guest: Guest, plan: Plan, result: _JobResult) -> MigrationReport:
+def _start_probe(sides: Sides, request: MigrationRequest, watcher: Watcher) -> OutageProbe | None:
+    """--probe: the peer starts pinging the guest before the job, so the gap is all in its replies."""
+    if request.probe is None:
+        return None
+    from virtnet.perf.run import guest_endpoint, host_endpoint
+
+    if request.probe == "host":
+        peer: Endpoint = host_endpoint(request.probe_netns)
+    else:  # a VM that stays where it is, on either host
+        found = sides.source.find(request.probe) or sides.dest.find(request.probe)
+        if found is None:
+            raise DomainNotFound(
+                f"--probe {request.probe}: no such domain on the source or the destination; "
+                "name a running VM that can reach the guest, or 'host'"
+            )
+        peer = guest_endpoint(found)
+    probe = OutageProbe(peer, guest_endpoint(sides.guest), request.probe_nic)
+    probe.start()
+    watcher.note(f"{peer.label} pings {probe.target} every 10 ms during the move")
+    return probe
+
+
+def _stop_probe(probe: OutageProbe | None, watcher: Watcher) -> Outage | None:
+    if probe is None:
+        return None
+    try:
+        return probe.stop()
+    except VirtnetError as err:  # the move's outcome stands; only its outage figure is missing
+        watcher.note(f"the outage probe failed: {err}")
+        return None
+
+
+def _report(
+    source: Host, dest_guest: Guest, plan: Plan, result: _JobResult, seen: Outage | None = None
+) -> MigrationReport:
     """The report from the destination's completed-job statistics, or the last sample without them."""
     stats = completed_stats(dest_guest)
     stats_from = "destination"
@@ -304,6 +345,10 @@ def _report(source: Host, dest_guest: Guest, plan: Plan, result: _JobResult) -> 
         stats_from=stats_from,
         postcopy_switched=result.switched,
         wall_ms=round(result.wall_s * 1000),
+        outage_ms=seen.longest_gap_ms if seen else None,
+        outage_lost_run_ms=seen.lost_run_ms if seen else None,
+        outage_seen_by=seen.peer if seen else None,
+        outage_lost=seen.sent - seen.received if seen else None,
         **values,
     )
 

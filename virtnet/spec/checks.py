@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from virtnet.errors import SpecError
 from virtnet.spec.derived import nic_mac, seed_path, vcpu_sockets_cores_threads, vhost_port_name
-from virtnet.spec.models import VhostUserNic, VMSpec
+from virtnet.spec.models import BridgeNic, UserNic, VhostUserNic, VMSpec
 from virtnet.spec.types import parse_hostname
 from virtnet.units import GIB, MIB, format_cpuset, format_size
 
@@ -155,15 +155,6 @@ def check_vhost_user(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
     for i, nic in enumerate(spec.nics):
         if not isinstance(nic, VhostUserNic):
             continue
-        if nic.queues > spec.cpu.count:
-            # Legal (the walkthrough's multi-queue VM has 4 queues on 2 vCPUs), but the guest starts
-            # with one queue pair per vCPU and needs ethtool to use the rest.
-            yield SpecWarning(
-                f"nics[{i}].queues",
-                f"{nic.queues} queues on {spec.cpu.count} vCPUs: the guest enables {spec.cpu.count} "
-                f"queue pairs until `ethtool -L <nic> combined {nic.queues}`; "
-                f"set queues = {spec.cpu.count} if that is not intended",
-            )
         if nic.socket in sockets:
             yield SpecError(
                 f"nics[{i}].socket",
@@ -181,6 +172,32 @@ def check_vhost_user(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
         ports.setdefault(port, i)
 
 
+def check_queues(spec: VMSpec) -> Iterator[SpecError | SpecWarning]:
+    for i, queued in spec.multiqueue_nics:
+        if isinstance(queued, BridgeNic) and queued.model != "virtio":
+            yield SpecError(
+                f"nics[{i}].queues",
+                f"{queued.queues} queues on a {queued.model} NIC: only virtio has several queue pairs",
+                "set model = 'virtio', or remove queues",
+            )
+        elif queued.queues > spec.cpu.count and spec.cloud_init is None:
+            # Legal (the walkthrough's multi-queue VM has 4 queues on 2 vCPUs), but the guest starts
+            # with one queue pair per vCPU and needs ethtool to use the rest; provisioning does that.
+            yield SpecWarning(
+                f"nics[{i}].queues",
+                f"{queued.queues} queues on {spec.cpu.count} vCPUs: the guest enables {spec.cpu.count} "
+                f"queue pairs until `ethtool -L <nic> combined {queued.queues}`; add [cloud_init] to have "
+                f"the guest do that at every boot, or set queues = {spec.cpu.count}",
+            )
+    for i, nic in enumerate(spec.nics):
+        if isinstance(nic, BridgeNic) and nic.backend == "vhost" and nic.model != "virtio":
+            yield SpecError(
+                f"nics[{i}].backend",
+                f"vhost-net drives virtio NICs only, and this one is {nic.model}",
+                "set model = 'virtio', or backend = 'qemu'",
+            )
+
+
 def check_macs(spec: VMSpec) -> Iterator[SpecError]:
     macs = [nic_mac(spec, i) for i in range(len(spec.nics))]
     for i, first in repeats(macs):
@@ -194,7 +211,7 @@ def check_macs(spec: VMSpec) -> Iterator[SpecError]:
 def check_forwards(spec: VMSpec) -> Iterator[SpecError]:
     seen: dict[tuple[str, str, int], str] = {}
     for i, nic in enumerate(spec.nics):
-        if isinstance(nic, VhostUserNic):
+        if not isinstance(nic, UserNic):
             continue
         for j, fwd in enumerate(nic.forwards):
             key = (fwd.protocol, str(fwd.host_address), fwd.host_port)
@@ -348,6 +365,7 @@ CHECKS: tuple[Check, ...] = (
     check_numa,
     check_pinning,
     check_vhost_user,
+    check_queues,
     check_macs,
     check_forwards,
     check_disks,

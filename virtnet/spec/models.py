@@ -139,7 +139,20 @@ class VhostUserNic(_GuestNetwork):
     ovs: bool = True
 
 
-Nic = Annotated[UserNic | VhostUserNic, Field(discriminator="type")]
+class BridgeNic(_GuestNetwork):
+    """A tap on a Linux bridge of the host: what a user picks without OVS-DPDK (libvirt's type='bridge')."""
+
+    type: Literal["bridge"]
+    bridge: Name  # the Linux bridge, made by the host's own network set-up
+    mac: Mac | None = None
+    model: Literal["virtio", "e1000", "e1000e", "rtl8139"] = "virtio"
+    queues: int = Field(default=1, ge=1, le=MAX_VHOST_QUEUES)  # virtio only: one tap queue per pair
+    # vhost: the kernel's vhost-net moves the packets (needs /dev/vhost-net on the host); qemu:
+    # QEMU's own userspace virtio backend; auto: vhost-net where the host has it, else qemu.
+    backend: Literal["auto", "vhost", "qemu"] = "auto"
+
+
+Nic = Annotated[UserNic | VhostUserNic | BridgeNic, Field(discriminator="type")]
 
 
 class Boot(_Model):
@@ -226,6 +239,15 @@ class VMSpec(_Model):
     def ovs_nics(self) -> list[VhostUserNic]:
         """The vhost-user NICs whose OVS ports virtnet manages."""
         return [nic for nic in self.vhost_user_nics if nic.ovs]
+
+    @property
+    def multiqueue_nics(self) -> list[tuple[int, VhostUserNic | BridgeNic]]:
+        """(index, NIC) of each NIC with more than one queue pair, which the guest must enable."""
+        return [
+            (i, nic)
+            for i, nic in enumerate(self.nics)
+            if isinstance(nic, VhostUserNic | BridgeNic) and nic.queues > 1
+        ]
 
     @property
     def has_port_forwards(self) -> bool:

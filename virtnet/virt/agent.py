@@ -103,11 +103,11 @@ class Running:
             self.kill()  # Ctrl-C ends the command in the guest too, as it would over ssh
             raise
 
-    def kill(self) -> None:
-        """SIGKILL the command (the agent has no verb for it, so the guest's own kill does it)."""
+    def kill(self, signal: str = "KILL") -> None:
+        """Send the command a signal, SIGKILL by default (the agent has no verb: the guest's kill does it)."""
         # A guest that is gone or has no kill leaves nothing more to do from here.
         with contextlib.suppress(AgentNotResponding, GuestCommandFailed):
-            self.agent.command("guest-exec", {"path": "kill", "arg": ["-KILL", str(self.pid)]})
+            self.agent.command("guest-exec", {"path": "kill", "arg": [f"-{signal}", str(self.pid)]})
 
 
 class Agent:

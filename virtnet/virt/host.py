@@ -76,6 +76,16 @@ class Host:
         return self.is_local and self.driver == "QEMU"
 
     @property
+    def has_vhost_net(self) -> bool | None:
+        """Whether QEMU here can use the kernel's vhost-net; None for a host that is not this machine.
+
+        libvirt reports no such fact, so only a local QEMU host can be asked (as Nova does).
+        """
+        if not self.runs_qemu_here:
+            return None
+        return os.path.exists("/dev/vhost-net")
+
+    @property
     def driver(self) -> str:
         """'QEMU' or 'TEST': which libvirt driver answers."""
         with libvirt_errors(self.uri):

@@ -24,6 +24,8 @@ running while its memory is copied. The table below is what each option turns in
 | --max-downtime ms   | virDomainMigrateSetMaxDowntime before the job starts (there is no    |
 |                     | parameter for it)                                                    |
 | --copy-storage      | VIR_MIGRATE_NON_SHARED_DISK (copies the disks over NBD)              |
+| --unsafe            | VIR_MIGRATE_UNSAFE: the user vouches that both hosts see the disks   |
+|                     | (libvirt cannot tell for a local filesystem, e.g. the lab's hosts)   |
 | destination XML     | VIR_MIGRATE_PARAM_DEST_XML (live), VIR_MIGRATE_PARAM_PERSIST_XML     |
 |                     | (the definition kept on the destination)                             |
 """
@@ -57,6 +59,7 @@ class MigrationOptions:
     bandwidth_mib_s: int | None = None
     max_downtime_ms: int | None = None
     copy_storage: bool = False
+    unsafe: bool = False
 
     def flag_names(self) -> list[str]:
         """The VIR_MIGRATE_* flags these options set, for --dry-run and the report."""
@@ -81,6 +84,8 @@ class MigrationOptions:
             flags |= libvirt.VIR_MIGRATE_COMPRESSED
         if self.copy_storage:
             flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+        if self.unsafe:
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
         return flags
 
     def params(self, *, dest_xml: str | None = None, persist_xml: str | None = None) -> dict[str, Any]:
@@ -113,6 +118,7 @@ _FLAG_VALUES = {
         "POSTCOPY",
         "COMPRESSED",
         "NON_SHARED_DISK",
+        "UNSAFE",
     )
 }
 

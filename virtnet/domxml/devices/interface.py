@@ -1,4 +1,4 @@
-"""<interface>: user-mode (slirp/passt) and vhost-user NICs."""
+"""<interface>: user-mode (slirp/passt), vhost-user and Linux bridge NICs."""
 
 from virtnet.domxml.xmlbuilder import INT, XMLBuilder, XMLChild, XMLProperty
 
@@ -27,8 +27,11 @@ class Interface(XMLBuilder):
     source_type = XMLProperty("source/@type")
     source_path = XMLProperty("source/@path")
     source_mode = XMLProperty("source/@mode")
+    source_bridge = XMLProperty("source/@bridge")
     port_forwards = XMLChild(PortForward, many=True)
     model = XMLProperty("model/@type")
+    # 'vhost' (the kernel's vhost-net) or 'qemu' (QEMU's userspace virtio): which backend moves packets.
+    driver_name = XMLProperty("driver/@name")
     # libvirt turns queues=N into QEMU's mq=on,vectors=2N+2: nobody has to compute vectors.
     queues = XMLProperty("driver/@queues", INT)
     mtu = XMLProperty("mtu/@size", INT)
