@@ -11,7 +11,7 @@ PY      := $(VENV)/bin/python
 # what the viewing tests drive: a virtual X server, the real viewers, screenshots and OCR.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev \
 	pkg-config gcc python3-dev python3-venv openvswitch-switch-dpdk librte-mempool-ring23 \
-	libxml2-utils busybox-static iperf3 cpio mmdebstrap \
+	libxml2-utils busybox-static iperf3 iputils-ping ethtool cpio mmdebstrap \
 	xvfb virt-manager virt-viewer imagemagick xdotool tesseract-ocr tesseract-ocr-eng dbus-daemon
 BENCH_APT_PACKAGES := virtinst
 
@@ -68,6 +68,7 @@ bench: deps
 	$(PY) bench/ovs_ports.py
 	$(PY) bench/migration.py
 	$(PY) bench/debian_guest.py
+	$(PY) bench/network.py
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -2,7 +2,9 @@
 # `make demo`: the walkthrough (../shared/reference/walkthrough.md) replayed with virtnet commands on
 # a throwaway lab: OVS with DPDK and a netdev bridge, two VMs with hugepage-backed shared memory and
 # 2-queue vhost-user NICs, ping between them through OVS-DPDK, a live migration of one of them to a
-# second host with its port, then everything torn down again.
+# second host with its port; then the walkthrough's profiling table (iperf3 and ping per NIC kind and
+# path) measured on two real Debian guests, and the network outage a peer sees while one of them
+# moves; then everything torn down again.
 # Runs as root on Debian 12; `make demo` installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ HOST_B_DIR=$VIRTNET_LAB_DIR/virtnet-lab1
 URI_B=qemu+tcp://127.0.0.3/system
 DB_B=unix:$HOST_B_DIR/ovs/db.sock
 VMS=(walkthrough-vm1 walkthrough-vm2)
+DEBS=(walkthrough-deb1 walkthrough-deb2)
 started=$(date +%s)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -29,7 +32,7 @@ ticks() { grep -c 'VIRTNET-TICK' "$(console_of "$1")" || true; }
 
 teardown() {
     step "Tear down: stop and undefine the VMs (their OVS ports go with them), bring the lab down"
-    for vm in "${VMS[@]}"; do
+    for vm in "${VMS[@]}" "${DEBS[@]}"; do
         for host in virtnet virtnet_b; do
             "$host" stop "$vm" --force >/dev/null 2>&1 || true
             "$host" undefine "$vm" 2>/dev/null || true
@@ -40,7 +43,12 @@ teardown() {
 }
 
 step "Lab: libvirtd on $URI and OVS with DPDK, in private namespaces (lab only)"
-show "$VIRTNET" lab up --hosts 2
+# --debian: the profiling guests at the end are real Debian guests (a progress line while the image
+# is built the first time). Hugepages: two 256 MiB test guests and two 512 MiB Debian guests, one
+# of which moves while the other stays.
+debian=--debian
+[ "${VIRTNET_DEMO_PROFILING:-yes}" = no ] && debian=
+show "$VIRTNET" lab up --hosts 2 --hugepages-mib 2560 $debian
 trap teardown EXIT
 
 step "Switch set-up through OVSDB: DPDK on, netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
@@ -99,6 +107,27 @@ after=$(ticks walkthrough-vm2)
 boots=$(grep -c 'VIRTNET-BOOTED' "$(console_of walkthrough-vm2)" || true)
 if [ "$after" -gt $((before + 2)) ] && [ "$boots" -eq 1 ]; then migrated=ok; else migrated=FAILED; failed=1; fi
 printf 'console ticks of walkthrough-vm2: %s before, %s after the move, in one boot: %s\n' "$before" "$after" "$migrated"
+
+if [ "${VIRTNET_DEMO_PROFILING:-yes}" = no ]; then
+    printf '\nwalkthrough replayed in %s s (profiling on Debian guests left out: VIRTNET_DEMO_PROFILING=no)\n' \
+        "$(( $(date +%s) - started ))"
+    exit $failed
+fi
+
+step "The walkthrough's profiling table, on two Debian guests (walkthrough: Network Profiling, Multi-Queue)"
+echo "(each guest: a user NIC, a Linux bridge NIC and a 4-queue vhost-user NIC, each on its own subnet;"
+echo " cloud-init gives the addresses and enables the 4 queues; under TCG a first boot takes minutes)"
+for vm in "${DEBS[@]}"; do show virtnet define "cli/specs/$vm.toml"; done
+for vm in "${DEBS[@]}"; do show virtnet start "$vm"; done
+for vm in "${DEBS[@]}"; do show virtnet wait "$vm" --for cloud-init --timeout 1200 || failed=1; done
+show virtnet show walkthrough-deb1
+show virtnet exec walkthrough-deb1 -- ethtool -l eth2 || failed=1
+show virtnet perf --matrix "${DEBS[@]}" --host-netns virtnet-lab0 --lan-netns virtnet-lab1 || failed=1
+
+step "A move of walkthrough-deb2 to the second host while walkthrough-deb1 pings it every 10 ms over the LAN"
+show virtnet migrate walkthrough-deb2 "$URI_B" --dest-ovsdb "$DB_B" --dest-socket-dir "$HOST_B_DIR/vhost" \
+    --probe walkthrough-deb1 --probe-nic 2 --unsafe || failed=1
+show virtnet perf walkthrough-deb1 walkthrough-deb2 --nic 2 --dst-connect "$URI_B" --seconds 5 || failed=1
 
 printf '\nwalkthrough replayed in %s s\n' "$(( $(date +%s) - started ))"
 exit $failed

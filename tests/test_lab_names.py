@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,13 @@ def test_a_lab_host_has_a_local_uri_beside_its_tcp_uri() -> None:
     host = LabHost(index=0, name="vnview0", address="127.0.0.30", dir="/var/tmp/lab/vnview0", netns="vnview0")
     assert host.uri == "qemu+tcp://127.0.0.30/system"
     assert host.local_uri == "qemu:///system?socket=/var/tmp/lab/vnview0/sock/libvirt-sock"
+
+
+def test_a_state_file_from_another_version_still_loads_so_down_can_stop_it(tmp_path: Path) -> None:
+    """A lab started by an older or newer virtnet records keys this one does not know."""
+    host = {"index": 0, "name": "vnold0", "address": "127.0.0.2", "dir": "/x", "netns": "vnold0"}
+    state = {"prefix": "vnold", "hosts": [{**host, "holder_pid": 12, "lan_address": "10.78.2.1/24"}]}
+    (tmp_path / "lab.json").write_text(json.dumps({**state, "hugepages_added": 3, "from_the_future": 1}))
+    loaded = Lab(tmp_path).load()
+    assert loaded is not None
+    assert (loaded.hugepages_added, loaded.hosts[0].holder_pid, loaded.hosts[0].lan_addresses) == (3, 12, [])

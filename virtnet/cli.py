@@ -578,14 +578,13 @@ def perf(
     if matrix:
         if nic is not None or dst_connect is not None:
             raise InputError("--matrix measures every NIC on every path: leave out --nic and --dst-connect")
-        progress = None if as_json else (lambda line: typer.echo(line, err=True))
         table = perf_matrix(
             ctx.obj.uri,
             ends,
             options,
             host_netns=host_netns,
             lan_netns=lan_netns,
-            **({"progress": progress} if progress else {}),
+            progress=lambda line: None if as_json else typer.echo(line, err=True),
         )
         if as_json:
             typer.echo(json.dumps(display.matrix_json(table), indent=2))
@@ -682,7 +681,7 @@ def show(
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
-    from virtnet.inventory import guest_side, last_migration, nic_backends, spec_of, view
+    from virtnet.inventory import guest_side, last_migration, nic_backends, spec_of, switch_vrings, view
     from virtnet.spec.codec import dump_spec
     from virtnet.summary import describe_spec
 
@@ -698,11 +697,13 @@ def show(
         backends = nic_backends(guest)
         migration = last_migration(guest)
         inside = guest_side(guest, spec)
+        vrings = switch_vrings(guest, spec, ctx.obj.ovsdb) if state.id is not None else None
     if as_json:
         data = {
             "domain": state.as_dict(),
             "spec": json.loads(dump_spec(spec)) if spec else None,
             "guest": inside.as_dict() if inside else None,
+            "ovs_vrings": vrings,
             "last_migration": asdict(migration) if migration else None,
         }
         typer.echo(json.dumps(data, indent=2))
@@ -731,6 +732,16 @@ def show(
             rows.append(
                 (f"{which} in guest", f"{nic['name']} {nic['mac'] or ''} {addresses}".replace("  ", " "))
             )
+            if nic["queues"]:
+                queues = nic["queues"]
+                ovs = (vrings or {}).get(nic["nic"])
+                beside = f", OVS num_of_vrings {ovs}" if ovs is not None else ""
+                rows.append(
+                    (
+                        f"{which} queues",
+                        f"{queues['enabled']} of {queues['max']} enabled in the guest{beside}",
+                    )
+                )
     elif state.id is not None and spec is not None and spec.agent:
         rows.append(("Guest agent", "not answering (booting, or qemu-guest-agent not running)"))
     if migration:
@@ -1004,12 +1015,31 @@ def lab_up(
     address: Annotated[
         str, typer.Option(help="loopback address of the first host; the next hosts take the next ones")
     ] = "127.0.0.2",
+    debian: Annotated[
+        bool,
+        typer.Option("--debian", help="also build (or reuse) the Debian guest image, linked under guest/"),
+    ] = False,
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
+    import time
+
     from virtnet.lab.lab import Lab
 
     lab = Lab(lab_dir, prefix=prefix, first_address=address)
     state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
+    if debian:
+        typer.echo(
+            "Debian guest image: building it from Debian packages, or reusing the cached one "
+            "(the first build takes a few minutes) ...",
+            err=True,
+        )
+        started = time.monotonic()
+        image = lab.provide_debian()
+        typer.echo(
+            f"Debian guest image ready in {time.monotonic() - started:.1f} s: {image.base} "
+            f"(linked as {lab.guest_dir}/debian-*)",
+            err=True,
+        )
     typer.echo(
         "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
         "any local user can control its VMs. Bring it down with `virtnet lab down`.",

@@ -96,6 +96,27 @@ class GuestSide:
         return dict(vars(self))
 
 
+def switch_vrings(guest: Guest, spec: VMSpec | None, remote: str | None) -> dict[int, int | None] | None:
+    """For each OVS NIC of the spec, the vrings OVS has for its port; None when OVS does not answer."""
+    from virtnet.errors import OvsdbError
+    from virtnet.ovs.connection import Ovsdb, default_remote
+    from virtnet.ovs.vmports import vm_ports
+    from virtnet.spec.derived import vhost_port_name
+
+    if spec is None or not spec.ovs_nics:
+        return None
+    try:
+        with Ovsdb(remote or default_remote(), timeout_s=1.0) as db:
+            ports = {port.name: port for port in vm_ports(db) if port.vm_uuid == guest.uuid}
+    except OvsdbError:
+        return None  # show the rest; `virtnet switch show` says what is wrong with the switch
+    return {
+        i: port.vrings if (port := ports.get(vhost_port_name(spec, i))) else None
+        for i, nic in enumerate(spec.nics)
+        if nic in spec.ovs_nics
+    }
+
+
 def guest_side(guest: Guest, spec: VMSpec | None) -> GuestSide | None:
     """The agent's view of a running guest, None when it has no agent or the agent does not answer."""
     from virtnet.errors import DomainNotRunning, HypervisorError, NoAgentChannel
@@ -112,9 +133,29 @@ def guest_side(guest: Guest, spec: VMSpec | None) -> GuestSide | None:
     except (HypervisorError, NoAgentChannel, DomainNotRunning):
         return None  # not answering, or a driver without an agent (the test driver): show the rest
     by_mac = {nic_mac(spec, i): i for i in range(len(spec.nics))} if spec else {}
+    multiqueue = {i for i, _ in spec.multiqueue_nics} if spec else set()
     nics = [
-        {"nic": by_mac.get(nic.mac or ""), "name": nic.name, "mac": nic.mac, "addresses": list(nic.addresses)}
+        {
+            "nic": by_mac.get(nic.mac or ""),
+            "name": nic.name,
+            "mac": nic.mac,
+            "addresses": list(nic.addresses),
+            "queues": _channels(agent, nic.name) if by_mac.get(nic.mac or "") in multiqueue else None,
+        }
         for nic in found
         if nic.name != "lo"
     ]
     return GuestSide(os=facts.os_name, hostname=facts.hostname, nics=nics)
+
+
+def _channels(agent: Any, name: str) -> dict[str, int] | None:
+    """{'enabled': N, 'max': M} queue pairs, from the guest's `ethtool -l` (None if it cannot say)."""
+    from virtnet.errors import VirtnetError
+    from virtnet.perf.tools import combined_channels
+
+    try:
+        done = agent.run(["ethtool", "-l", name], timeout_s=5)
+    except VirtnetError:
+        return None
+    found = combined_channels(done.stdout) if done.exit_code == 0 else None
+    return {"enabled": found[0], "max": found[1]} if found else None

@@ -15,7 +15,7 @@ from typing import Any
 
 import tomli_w
 
-from virtnet.lab import libvirtd
+from virtnet.lab import libvirtd, perf_guest
 from virtnet.lab.debian_image import DebianImage
 from virtnet.lab.guest_image import guest_cmdline
 from virtnet.lab.hugepages import meminfo
@@ -145,6 +145,34 @@ class LabClient:
                 ],
             },
         }
+        path = self.workdir / f"{name}.toml"
+        path.write_text(tomli_w.dumps(spec))
+        return path
+
+    def lan_address(self, kind: str, octet: int) -> str:
+        """A guest address on the lab's LAN: kind 'vhost' (10.78.N.0/24) or 'bridge' (10.79.N.0/24)."""
+        state = self.lab.load()
+        assert state is not None
+        return perf_guest.lan_address(state.lan_addresses, kind, octet)
+
+    def perf_spec(
+        self, name: str, image: DebianImage, *, key: str, octet: int, spare_nic: bool = False
+    ) -> Path:
+        """The lab's profiling guest (virtnet/lab/perf_guest.py) on this host, user 'tester' with `key`."""
+        state = self.lab.load()
+        assert state is not None
+        spec = perf_guest.perf_guest_spec(
+            name,
+            image,
+            lan_bridge=state.lan_bridge,
+            lan_addresses=state.lan_addresses,
+            octet=octet,
+            socket=str(self.socket(name)),
+            disk=str(self.workdir / f"{name}.qcow2"),
+            console_log=str(self.console_log(name)),
+            keys=(key,),
+            spare_nic=spare_nic,
+        )
         path = self.workdir / f"{name}.toml"
         path.write_text(tomli_w.dumps(spec))
         return path

@@ -13,13 +13,16 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virtnet.errors import InputError, LabError
 from virtnet.lab import hugepages, lan, libvirtd, namespace, switch
 from virtnet.lab.guest_image import build_guest_image
 from virtnet.lab.process import alive, read_pid, run, stop_pid
 from virtnet.virt import kvm_probe
+
+if TYPE_CHECKING:
+    from virtnet.lab.debian_image import DebianImage
 
 DEFAULT_BASE = Path("/var/tmp/virtnet-lab")
 DPDK_SOCKET_MEM_MIB = 256  # tested in host.md: enough for vhost-user ports without a NIC
@@ -213,6 +216,26 @@ class Lab:
         state.virt_type = "kvm" if verdict.usable else "qemu"
         state.virt_type_reason = verdict.reason
         self._save(state)
+
+    def provide_debian(self) -> DebianImage:
+        """Build (or reuse) the Debian guest image and link it at stable paths, so specs can name them.
+
+        guest/debian-vmlinuz, guest/debian-initrd.img and guest/debian-base.qcow2 (the base image
+        every guest's overlay reads; never written to).
+        """
+        from virtnet.lab.debian_image import build_debian_image
+
+        image = build_debian_image()
+        self.guest_dir.mkdir(parents=True, exist_ok=True)
+        for link, target in (
+            ("debian-vmlinuz", image.kernel),
+            ("debian-initrd.img", image.initrd),
+            ("debian-base.qcow2", image.base),
+        ):
+            path = self.guest_dir / link
+            path.unlink(missing_ok=True)
+            path.symlink_to(target)
+        return image
 
     def _stop_host(self, host: LabHost) -> None:
         host_dir = Path(host.dir)

@@ -35,6 +35,8 @@ class VmPort:
     bridge: str
     vm_uuid: str
     vm_name: str
+    # status:num_of_vrings: the virtqueues OVS's vhost-user backend has for the port (2 per queue pair).
+    vrings: int | None = None
 
 
 @dataclass
@@ -84,6 +86,7 @@ def vm_ports(db: Ovsdb) -> list[VmPort]:
                 bridge=bridges.get(port.uuid, ""),
                 vm_uuid=iface.external_ids["vm-uuid"],
                 vm_name=iface.external_ids.get("vm-name", ""),
+                vrings=int(iface.status["num_of_vrings"]) if "num_of_vrings" in iface.status else None,
             )
         )
     return sorted(found, key=lambda p: p.name)
