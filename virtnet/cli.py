@@ -15,41 +15,47 @@ import typer
 from typer.core import TyperCommand
 
 from virtnet import __version__
-from virtnet.domxml import HostChoices, render_domain, validate_domain
 from virtnet.errors import InputError, VirtnetError
-from virtnet.spec import VMSpec
-from virtnet.spec import load_spec_file as _load_spec_file
-from virtnet.spec.checks import find_warnings
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
     from virtnet.lab.lab import Lab, LabState
     from virtnet.migration.run import Outcome
+    from virtnet.spec import VMSpec
     from virtnet.virt.host import Host
 
-# Commands that talk to libvirt import it (and rich) when they run: `virtnet xml` needs neither,
-# and a CLI's start-up time is its users' waiting time (see bench/xml_render.py).
+# Each command imports what it needs when it runs: libvirt, ovs, lxml, pydantic and the spec models
+# each take tens of milliseconds to import, and a CLI's start-up time is its users' waiting time
+# (bench/startup.py; tests/test_startup.py fails when --help imports them). Annotations that name
+# those modules' types stay strings (TYPE_CHECKING above).
 
+# rich_markup_mode=None: typer renders help and usage errors with click's plain formatter instead of
+# importing rich (~60 ms here) for every `--help` and every mistyped option.
 app = typer.Typer(
     name="virtnet",
     help="High-performance VMs on libvirt: hugepages, pinning, vhost-user NICs on OVS-DPDK.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
 lab_app = typer.Typer(
     help="A throwaway lab on this machine: libvirt hosts with OVS-DPDK, for tests and the demo.",
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 app.add_typer(lab_app, name="lab")
 switch_app = typer.Typer(
     help="Open vSwitch with DPDK, through OVSDB: set-up, state, and ports whose VM is gone.",
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 app.add_typer(switch_app, name="switch")
 host_app = typer.Typer(
-    help="The host as the walkthrough prepares it: checks with fixes, and hugepages.", no_args_is_help=True
+    help="The host as the walkthrough prepares it: checks with fixes, and hugepages.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
 )
 app.add_typer(host_app, name="host")
 
@@ -76,9 +82,8 @@ def command(
             try:
                 return func(*args, **kwargs)
             except VirtnetError as err:
-                typer.echo(f"virtnet: error: {err}", err=True)
-                for line in err.details:
-                    typer.echo(f"  {line}", err=True)
+                for line in err.report():
+                    typer.echo(line, err=True)
                 raise typer.Exit(err.exit_code) from None
 
         (group or app).command(name=name, cls=cls)(run)
@@ -128,7 +133,10 @@ class Targets:
 
 def load_spec_file(path: Path) -> VMSpec:
     """Load a spec and print its warnings to stderr."""
-    spec = _load_spec_file(path)
+    from virtnet.spec import load_spec_file as load
+    from virtnet.spec.checks import find_warnings
+
+    spec = load(path)
     for warning in find_warnings(spec):
         typer.echo(f"virtnet: warning: {path}: {warning}", err=True)
     return spec
@@ -161,6 +169,7 @@ def xml(
     if seed:
         _print_seed(spec)
         return
+    from virtnet.domxml import HostChoices, render_domain, validate_domain
     from virtnet.virt.virttype import resolve_virt_type
 
     choices = HostChoices(
@@ -551,30 +560,9 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List domains, as `virsh list` does, with what virtnet manages marked."""
-    from virtnet import manager
+    from virtnet.listing import list_output
 
-    with _host(ctx) as host:
-        views = manager.list_domains(host, include_inactive=all_)
-    if as_json:
-        typer.echo(json.dumps([v.as_dict() for v in views], indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("Id", "Name", "State", "Type", "vCPUs", "Memory", "Managed"):
-        table.add_column(column)
-    for v in views:
-        table.add_row(
-            "-" if v.id is None else str(v.id),
-            v.name,
-            v.state,
-            v.virt_type,
-            str(v.vcpus),
-            format_size(v.memory_kib * KIB),
-            "virtnet" if v.managed else "unmanaged",
-        )
-    Console(highlight=False, soft_wrap=True).print(table)
+    typer.echo(list_output(ctx.obj.uri, include_inactive=all_, as_json=as_json), nl=False)
 
 
 @command()
@@ -974,5 +962,5 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """The typer app; the console script enters through virtnet.launcher, which answers some argvs first."""
     app()

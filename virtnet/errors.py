@@ -14,6 +14,10 @@ class VirtnetError(Exception):
     exit_code = 1
     details: tuple[str, ...] = ()
 
+    def report(self) -> list[str]:
+        """The lines the CLI prints on stderr: the message, then each detail indented."""
+        return [f"virtnet: error: {self}", *(f"  {line}" for line in self.details)]
+
 
 class InputError(VirtnetError):
     """The user's input is wrong; fixing the input fixes the error."""

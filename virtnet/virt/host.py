@@ -10,7 +10,6 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import libvirt
-from lxml import etree
 
 from virtnet.errors import ConnectionFailed, DomainNotFound
 from virtnet.socketdir import QemuOwner
@@ -146,6 +145,8 @@ class Host:
 
     def qemu_owner(self, virt_type: str) -> QemuOwner | None:
         """The uid:gid libvirt runs QEMU as (the DAC base label), or None when it does not say."""
+        from lxml import etree  # only here: `virtnet list` connects without it
+
         caps = etree.fromstring(self.capabilities_xml().encode())
         for model in caps.iterfind("host/secmodel"):
             if model.findtext("model") != "dac":
