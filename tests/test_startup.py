@@ -91,10 +91,16 @@ def test_list_needs_libvirt_only() -> None:
     assert modules.isdisjoint({"typer", "lxml", "pydantic", "rich", "ovs"}), modules
 
 
-def test_xml_needs_no_libvirt_nor_ovs() -> None:
-    code, modules, out = loaded("xml", "examples/multiqueue-vm.toml")
+@pytest.mark.parametrize(
+    "argv",
+    [["xml", "examples/multiqueue-vm.toml"], ["xml", "examples/multiqueue-vm.toml", "--virt-type", "qemu"]],
+    ids=["launcher", "typer"],
+)
+def test_xml_needs_no_libvirt_nor_ovs(argv: list[str]) -> None:
+    code, modules, out = loaded(*argv)
     assert code == 0 and out.startswith("<domain")
     assert modules.isdisjoint({"libvirt", "ovs", "rich"}), modules
+    assert ("typer" in modules) == ("--virt-type" in argv)
 
 
 def typer_help(columns: int) -> str:
@@ -144,6 +150,10 @@ def helptext_module(text: str) -> str:
         ["--connect", TEST_URI, "list", "--json", "--all"],
         [f"--connect={TEST_URI}", "--ovsdb", "unix:/nowhere", "list", "--all", "--json"],
         ["-c", "qemu+unix:///system?socket=/nonexistent/virtnet.sock", "list"],
+        ["xml", "examples/multiqueue-vm.toml"],  # with a warning on stderr
+        ["-c", "qemu+tcp://192.0.2.1/nowhere", "xml", "examples/install-vm.toml"],
+        ["xml", "no-such-spec.toml"],
+        ["xml", "tests/data/kitchen-sink.toml"],
     ],
 )
 def test_launcher_prints_what_typer_prints(
@@ -173,7 +183,10 @@ def test_launcher_prints_what_typer_prints(
         ["list", "--help"],
         ["--version", "list"],
         ["-c"],
-        ["xml", "examples/multiqueue-vm.toml"],
+        ["xml"],
+        ["xml", "--seed", "examples/kvm-ssh-vm.toml"],
+        ["xml", "examples/install-vm.toml", "--virt-type", "qemu"],
+        ["xml", "a.toml", "b.toml"],
     ],
 )
 def test_launcher_leaves_every_other_argv_to_typer(argv: list[str]) -> None:

@@ -133,13 +133,13 @@ class Targets:
 
 def load_spec_file(path: Path) -> VMSpec:
     """Load a spec and print its warnings to stderr."""
-    from virtnet.spec import load_spec_file as load
-    from virtnet.spec.checks import find_warnings
+    from virtnet.outputs import load_spec
 
-    spec = load(path)
-    for warning in find_warnings(spec):
-        typer.echo(f"virtnet: warning: {path}: {warning}", err=True)
-    return spec
+    return load_spec(path, _warn)
+
+
+def _warn(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 @contextmanager
@@ -163,22 +163,15 @@ def xml(
     ] = False,
 ) -> None:
     """Print the libvirt domain XML for a spec (needs no libvirt)."""
-    if port_forward not in ("passt", "qemu-args"):
-        raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
-    spec = load_spec_file(spec_path)
-    if seed:
-        _print_seed(spec)
-        return
-    from virtnet.domxml import HostChoices, render_domain, validate_domain
-    from virtnet.virt.virttype import resolve_virt_type
+    from virtnet.outputs import FORWARD_STYLES, domain_xml
 
-    choices = HostChoices(
-        virt_type=resolve_virt_type(spec.virt_type, None, virt_type).virt_type,
-        forward_style=port_forward,  # type: ignore[arg-type]
-    )
-    domain = render_domain(spec, choices)
-    validate_domain(domain)
-    typer.echo(domain.to_xml(), nl=False)
+    if seed:
+        if port_forward not in FORWARD_STYLES:
+            raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
+        _print_seed(load_spec_file(spec_path))
+        return
+    text = domain_xml(spec_path, virt_type=virt_type, port_forward=port_forward, warn=_warn)
+    typer.echo(text, nl=False)
 
 
 def _print_seed(spec: VMSpec) -> None:
@@ -560,7 +553,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List domains, as `virsh list` does, with what virtnet manages marked."""
-    from virtnet.listing import list_output
+    from virtnet.outputs import list_output
 
     typer.echo(list_output(ctx.obj.uri, include_inactive=all_, as_json=as_json), nl=False)
 

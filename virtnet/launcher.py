@@ -1,20 +1,25 @@
-"""The `virtnet` command: answers --version, --help and `list` itself, and hands the rest to typer.
+"""The `virtnet` command: answers --version, --help, list and xml itself, and hands the rest to typer.
 
 typer and the click it vendors take ~110 ms to import on the 2-core machine the start-up budgets are
-measured on (bench/startup.py): more than the whole budget of `virtnet --version` (60 ms) or
-`--help` (100 ms), and three times what all of `virsh list` takes. So these three, in the exact forms
-people type, are answered here: --help with the text typer renders (helptext.py, compared with
-typer's own by tests/test_startup.py), `list` with the function the typer command calls. Every other
-argv, including any variant or mistake in those, goes to the typer app in virtnet.cli, so what
-virtnet accepts, refuses and prints stays typer's.
+measured on (bench/startup.py), and typer converts each argument with a pydantic TypeAdapter: more
+than the whole budget of `virtnet --version` (60 ms) or `--help` (100 ms), and three times what all
+of `virsh list` takes. So these, in the exact forms people type, are answered here: --help with the
+text typer renders (helptext.py, compared with typer's own by tests/test_startup.py), `list` and
+`xml SPEC` with the functions their typer commands call (virtnet.outputs). Every other argv,
+including any variant or mistake in those, goes to the typer app in virtnet.cli, so what virtnet
+accepts, refuses and prints stays typer's.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from virtnet import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def run(prog: str | None = None) -> None:
@@ -44,9 +49,14 @@ def answer(argv: list[str], prog: str) -> int | None:
             return None  # click wraps to a narrower terminal: let it
         sys.stdout.write(helptext.TEXT.replace("Usage: virtnet ", f"Usage: {prog} ", 1))
         return 0
-    listing = parse_list(argv)
-    if listing is not None:
-        return _list(*listing)
+    found = split_global_options(argv)
+    if found is None:
+        return None
+    uri, command = found
+    if command[:1] == ["list"] and set(command[1:]) <= {"--all", "--json"}:
+        return _list(uri, include_inactive="--all" in command, as_json="--json" in command)
+    if len(command) == 2 and command[0] == "xml" and not command[1].startswith("-"):
+        return _xml(command[1])
     return None
 
 
@@ -64,11 +74,11 @@ def terminal_columns() -> int:
         return 80
 
 
-def parse_list(argv: list[str]) -> tuple[str | None, bool, bool] | None:
-    """(uri, --all, --json) for `[-c URI] [--ovsdb REMOTE] list [--all] [--json]`, else None."""
+def split_global_options(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """(-c's URI, the subcommand and its arguments) for `[-c URI] [--ovsdb REMOTE] COMMAND ...`."""
     uri: str | None = None
     i = 0
-    while i < len(argv) and argv[i] != "list":
+    while i < len(argv) and argv[i].startswith("-"):
         option, has_value, value = argv[i].partition("=")
         if option in ("--connect", "--ovsdb") and has_value:
             i += 1
@@ -81,19 +91,34 @@ def parse_list(argv: list[str]) -> tuple[str | None, bool, bool] | None:
             return None
         if option in ("-c", "--connect"):
             uri = value
-    flags = argv[i + 1 :]
-    if i == len(argv) or not set(flags) <= {"--all", "--json"}:
-        return None
-    return uri, "--all" in flags, "--json" in flags
+    return (uri, argv[i:]) if i < len(argv) else None
 
 
 def _list(uri: str | None, include_inactive: bool, as_json: bool) -> int:
+    from virtnet.outputs import list_output
+
+    return _print(lambda: list_output(uri, include_inactive=include_inactive, as_json=as_json))
+
+
+def _xml(path: str) -> int:
+    from pathlib import Path
+
+    from virtnet.outputs import domain_xml
+
+    return _print(lambda: domain_xml(Path(path), virt_type=None, port_forward="qemu-args", warn=_warn))
+
+
+def _warn(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _print(output: Callable[[], str]) -> int:
+    """Print what `output` returns; a virtnet error goes out as virtnet.cli's exit path prints it."""
     from virtnet.errors import VirtnetError
-    from virtnet.listing import list_output
 
     try:
-        text = list_output(uri, include_inactive=include_inactive, as_json=as_json)
-    except VirtnetError as err:  # virtnet.cli's exit path, in the same words
+        text = output()
+    except VirtnetError as err:
         sys.stderr.write("".join(line + "\n" for line in err.report()))
         return err.exit_code
     sys.stdout.write(text)
