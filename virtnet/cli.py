@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from virtnet import __version__
-from virtnet.errors import InputError, VirtnetError
+from virtnet.errors import InputError, VirtnetError, raise_all
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
@@ -163,12 +163,14 @@ def xml(
     ] = False,
 ) -> None:
     """Print the libvirt domain XML for a spec (needs no libvirt)."""
-    from virtnet.outputs import FORWARD_STYLES, domain_xml
+    from virtnet.outputs import domain_xml, forward_problem
 
     if seed:
-        if port_forward not in FORWARD_STYLES:
-            raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
-        _print_seed(load_spec_file(spec_path))
+        problems = [bad for bad in (forward_problem(port_forward),) if bad]
+        spec = _collect(problems, lambda: load_spec_file(spec_path))
+        raise_all(problems)
+        assert spec is not None  # raise_all raised when loading failed
+        _print_seed(spec)
         return
     text = domain_xml(spec_path, virt_type=virt_type, port_forward=port_forward, warn=_warn)
     typer.echo(text, nl=False)
@@ -203,8 +205,11 @@ def define(
     """Define (or update) a domain from a spec."""
     from virtnet import manager
     from virtnet.ovs.vmports import planned_ports
+    from virtnet.virt.virttype import override_problem
 
-    spec = load_spec_file(spec_path)
+    problems = [bad for bad in (override_problem(virt_type),) if bad]
+    spec = _collect(problems, lambda: load_spec_file(spec_path))
+    raise_all(problems)
     if dry_run:
         with _host(ctx) as host:
             plan = manager.plan_define(host, spec, virt_type=virt_type)
@@ -471,24 +476,31 @@ def migrate(
     from virtnet.migration.plan import MigrationRequest
     from virtnet.migration.run import migrate as run_migration
 
+    problems: list[InputError] = []
     request = MigrationRequest(
         dest_uri=dest_uri,
-        policy=_choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
+        policy=_collect(
+            problems,
+            lambda: _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
+        ),
         parallel=parallel,
         auto_converge=auto_converge,
         postcopy=postcopy,
         postcopy_after=postcopy_after,
-        compress=_choice("--compress", compress, ("xbzrle",)) if compress else None,
+        compress=_collect(
+            problems, lambda: _choice("--compress", compress, ("xbzrle",)) if compress else None
+        ),
         bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_downtime,
         copy_storage=copy_storage,
         timeout_s=timeout,
-        on_timeout=_choice("--on-timeout", on_timeout, ("abort", "postcopy")),
+        on_timeout=_collect(problems, lambda: _choice("--on-timeout", on_timeout, ("abort", "postcopy"))),
         link_mib_s=link_speed,
         dest_socket_dir=dest_socket_dir,
-        dest_cpus=_cpuset_option("--dest-cpus", dest_cpus),
+        dest_cpus=_collect(problems, lambda: _cpuset_option("--dest-cpus", dest_cpus)),
         dest_ovsdb=dest_ovsdb,
     )
+    raise_all(problems + request.problems())
     with _host(ctx) as host:
         if dry_run:
             outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, dry_run=True)
@@ -538,6 +550,15 @@ def _print_migration_plan(outcome: Outcome) -> None:
     if outcome.dest_ports:
         typer.echo(f"ports to create on the destination's OVS: {', '.join(outcome.dest_ports)}")
     typer.echo("dry run: nothing was changed")
+
+
+def _collect(problems: list[InputError], check: Callable[[], Any]) -> Any:
+    """The checked value, or None with the problem added to `problems`: options report all at once."""
+    try:
+        return check()
+    except InputError as err:
+        problems.append(err)
+        return None
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
@@ -747,13 +768,15 @@ def switch_setup(
     from virtnet.ovs import switch
     from virtnet.ovs.connection import Ovsdb, default_remote
 
+    problems: list[InputError] = []
     settings = switch.SwitchSettings(
         bridge=bridge,
-        pmd_cpus=_cpuset_option("--pmd-cpus", pmd_cpus),
-        lcore_cpus=_cpuset_option("--lcore", lcore),
+        pmd_cpus=_collect(problems, lambda: _cpuset_option("--pmd-cpus", pmd_cpus)),
+        lcore_cpus=_collect(problems, lambda: _cpuset_option("--lcore", lcore)),
         socket_mem_mib=socket_mem,
         extra=extra,
     )
+    raise_all(problems)
     with Ovsdb(ctx.obj.ovsdb or default_remote()) as db:
         report = switch.setup(db, settings)
     for change in report.changed:
@@ -845,6 +868,15 @@ def host_check(
         raise typer.Exit(1)
 
 
+def _size_option(option: str, text: str) -> int:
+    from virtnet.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise InputError(f"{option}: {err}") from None
+
+
 @command("prepare", group=host_app)
 def host_prepare(
     hugepages: Annotated[str, typer.Option(help="size of the hugepage pool, e.g. 2GiB", show_default=False)],
@@ -856,12 +888,12 @@ def host_prepare(
     """Reserve hugepages and mount hugetlbfs; idempotent; all or nothing."""
     from virtnet.hostcheck.machine import Machine
     from virtnet.hostcheck.prepare import prepare_hugepages
-    from virtnet.units import parse_size
 
-    try:
-        size, page = parse_size(hugepages), parse_size(page_size)
-    except ValueError as err:
-        raise InputError(f"--hugepages/--page-size: {err}") from None
+    problems: list[InputError] = []
+    size = _collect(problems, lambda: _size_option("--hugepages", hugepages))
+    page = _collect(problems, lambda: _size_option("--page-size", page_size))
+    raise_all(problems)
+    assert size is not None and page is not None
     changes = prepare_hugepages(Machine(), size, page, persist=persist)
     for change in changes:
         typer.echo(change)

@@ -72,8 +72,9 @@ def spec_of_xml(xml: str) -> VMSpec | None:
     try:
         return load_spec(text, password=password or None)
     except SpecError as err:
+        problems = "; ".join(str(problem) for problem in err.problems)  # one line, for a one-line error
         raise VirtnetError(
-            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {err}"
+            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {problems}"
         ) from None
 
 

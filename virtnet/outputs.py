@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from virtnet.errors import InputError
+from virtnet.errors import InputError, raise_all
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
@@ -52,6 +52,12 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
+def forward_problem(port_forward: str) -> InputError | None:
+    if port_forward not in FORWARD_STYLES:
+        return InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
+    return None
+
+
 def load_spec(path: Path, warn: Callable[[str], None]) -> VMSpec:
     """Load a spec and pass each of its warnings, as the line the CLI prints, to `warn`."""
     from virtnet.spec import load_spec_file
@@ -64,12 +70,19 @@ def load_spec(path: Path, warn: Callable[[str], None]) -> VMSpec:
 
 
 def domain_xml(path: Path, *, virt_type: str | None, port_forward: str, warn: Callable[[str], None]) -> str:
-    """The validated domain XML `virtnet xml` prints for the spec at `path` (needs no libvirt)."""
-    if port_forward not in FORWARD_STYLES:
-        raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
-    spec = load_spec(path, warn)
+    """The validated domain XML `virtnet xml` prints for the spec at `path` (needs no libvirt).
+
+    Bad options and every problem of the spec are reported together.
+    """
+    from virtnet.virt.virttype import override_problem, resolve_virt_type
+
+    problems = [err for err in (forward_problem(port_forward), override_problem(virt_type)) if err]
+    try:
+        spec = load_spec(path, warn)
+    except InputError as err:
+        problems.append(err)
+    raise_all(problems)
     from virtnet.domxml import HostChoices, render_domain, validate_domain
-    from virtnet.virt.virttype import resolve_virt_type
 
     choices = HostChoices(
         virt_type=resolve_virt_type(spec.virt_type, None, virt_type).virt_type,
