@@ -857,8 +857,7 @@ def host_check(
     from virtnet.ovs.connection import default_remote
 
     spec = load_spec_file(spec_path) if spec_path else None
-    with _host(ctx) as host:
-        findings = host_report(host, Machine(), ctx.obj.ovsdb or default_remote(), spec)
+    findings = host_report(ctx.obj.uri, Machine(), ctx.obj.ovsdb or default_remote(), spec)
     if as_json:
         typer.echo(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
