@@ -204,3 +204,15 @@ def test_python_dash_m_names_itself_as_click_does(tmp_path: Path) -> None:
         [sys.executable, "-m", "virtnet", "--help"], capture_output=True, text=True, env=env, check=True
     ).stdout
     assert out.startswith("Usage: python -m virtnet [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_the_launchers_xml_hides_the_graphics_password_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "vnc.toml"
+    spec.write_text(
+        'name = "vnc"\n[cpu]\ncount = 1\n[memory]\nsize = "64MiB"\n[graphics]\npassword = "hunter2-secret"\n'
+    )
+    assert launcher.answer(["xml", str(spec)], "virtnet") == 0
+    out = capsys.readouterr()
+    assert "hunter2" not in out.out + out.err and "secret: not shown" in out.out

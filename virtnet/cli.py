@@ -161,6 +161,9 @@ def xml(
     seed: Annotated[
         bool, typer.Option("--seed", help="print the cloud-init seed's files instead (secrets masked)")
     ] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="print the graphics password (masked otherwise)")
+    ] = False,
 ) -> None:
     """Print the libvirt domain XML for a spec (needs no libvirt)."""
     from virtnet.outputs import domain_xml, forward_problem
@@ -172,8 +175,19 @@ def xml(
         assert spec is not None  # raise_all raised when loading failed
         _print_seed(spec)
         return
-    text = domain_xml(spec_path, virt_type=virt_type, port_forward=port_forward, warn=_warn)
+    text = domain_xml(
+        spec_path, virt_type=virt_type, port_forward=port_forward, warn=_warn, show_secrets=show_secrets
+    )
     typer.echo(text, nl=False)
+
+
+def _without_passwords(xml: str) -> str:
+    from virtnet.domxml.secrets import SHOW_HOW, without_passwords
+
+    shown = without_passwords(xml)
+    if shown != xml:
+        _warn(SHOW_HOW)
+    return shown
 
 
 def _print_seed(spec: VMSpec) -> None:
@@ -216,7 +230,7 @@ def define(
             uri = host.uri
         verb = "update" if plan.redefines else "define"
         typer.echo(f"<!-- dry run: would {verb} '{spec.name}' on {uri}; {plan.virt_type_reason} -->")
-        typer.echo(plan.xml, nl=False)
+        typer.echo(_without_passwords(plan.xml), nl=False)
         if plan.seed is not None:
             _print_seed(spec)
         for port in planned_ports(spec, "(uuid)"):
@@ -515,7 +529,7 @@ def migrate(
             "reason": plan.choice.reason,
             "flags": plan.options.flag_names(),
             "destination_ports": outcome.dest_ports,
-            "destination_xml": outcome.dest_xml if report is None else None,
+            "destination_xml": _without_passwords(outcome.dest_xml) if report is None else None,
             "report": asdict(report) if report else None,
         }
         typer.echo(json.dumps(data, indent=2))

@@ -69,7 +69,14 @@ def load_spec(path: Path, warn: Callable[[str], None]) -> VMSpec:
     return spec
 
 
-def domain_xml(path: Path, *, virt_type: str | None, port_forward: str, warn: Callable[[str], None]) -> str:
+def domain_xml(
+    path: Path,
+    *,
+    virt_type: str | None,
+    port_forward: str,
+    warn: Callable[[str], None],
+    show_secrets: bool = False,
+) -> str:
     """The validated domain XML `virtnet xml` prints for the spec at `path` (needs no libvirt).
 
     Bad options and every problem of the spec are reported together.
@@ -90,4 +97,9 @@ def domain_xml(path: Path, *, virt_type: str | None, port_forward: str, warn: Ca
     )
     domain = render_domain(spec, choices)
     validate_domain(domain)
+    if not show_secrets:
+        from virtnet.domxml.secrets import SHOW_HOW, hide_passwords
+
+        if hide_passwords(domain):
+            warn(SHOW_HOW)
     return domain.to_xml()

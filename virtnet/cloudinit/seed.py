@@ -16,7 +16,7 @@ from virtnet.spec.derived import guest_hostname, guest_nic_name, nic_mac
 from virtnet.spec.models import CloudInit, GuestUser, UserNic, VMSpec
 
 SUDO_ALL = "ALL=(ALL) NOPASSWD:ALL"
-REDACTED = "<secret: not shown>"
+REDACTED = "<secret: not shown>"  # as virtnet.domxml.secrets shows a graphics password
 
 
 @dataclass(frozen=True)
