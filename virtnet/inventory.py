@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from xml.etree import ElementTree
 
 from virtnet.domxml.namespaces import VIRTNET_NS
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
 _NS = {"v": VIRTNET_NS}
 
 
-@dataclass(frozen=True)
-class DomainView:
+# NamedTuples, not dataclasses: `virtnet list` then needs no dataclasses (nor the inspect it imports).
+class DomainView(NamedTuple):
     """One row of `virtnet list`, one header of `virtnet show`."""
 
     name: str
@@ -35,7 +34,7 @@ class DomainView:
     persistent: bool
 
     def as_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return self._asdict()
 
 
 def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainView]:
@@ -90,8 +89,7 @@ def last_migration(guest: Guest) -> MigrationReport | None:
     return MigrationReport.from_xml(xml) if xml else None
 
 
-@dataclass(frozen=True)
-class GuestSide:
+class GuestSide(NamedTuple):
     """What the guest agent says, for `virtnet show`: OS, hostname, and each NIC's guest addresses."""
 
     os: str | None
@@ -99,7 +97,7 @@ class GuestSide:
     nics: list[dict[str, Any]]  # {"nic": spec index or None, "name", "mac", "addresses"}
 
     def as_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return self._asdict()
 
 
 def guest_side(guest: Guest, spec: VMSpec | None) -> GuestSide | None:

@@ -103,3 +103,18 @@ def domain_xml(
         if hide_passwords(domain):
             warn(SHOW_HOW)
     return domain.to_xml()
+
+
+def print_output(output: Callable[[], str]) -> int:
+    """The launcher's exit path: print what `output` returns, or a virtnet error as virtnet.cli does."""
+    import sys
+
+    from virtnet.errors import VirtnetError
+
+    try:
+        text = output()
+    except VirtnetError as err:
+        sys.stderr.write("".join(line + "\n" for line in err.report()))
+        return err.exit_code
+    sys.stdout.write(text)
+    return 0
