@@ -230,8 +230,12 @@ def measure_ports(python: str, rounds: int) -> tuple[list[Sample], list[Sample]]
     ours: list[Sample] = []
     theirs: list[Sample] = []
     server = OvsdbServer()
+    cwd = Path.cwd()
     try:
         server.start()
+        # `python -c` puts the working directory first on sys.path: away from any source tree, the
+        # child imports the virtnet under test, not the one it was started next to.
+        os.chdir(server.dir)
         for round_ in range(-1, rounds):
             child = run_child("virtnet", [python, "-c", VIRTNET_CHILD + CHILD_DRIVER], server, names)
             vsctl = measure_vsctl(server, names)
@@ -240,6 +244,7 @@ def measure_ports(python: str, rounds: int) -> tuple[list[Sample], list[Sample]]
                 ours.append(Sample(child.whole_s, child.cpu_s))
                 theirs.append(vsctl)
     finally:
+        os.chdir(cwd)
         server.stop()
     return ours, theirs
 
