@@ -20,7 +20,7 @@ BENCH_APT_PACKAGES := virtinst
 help:
 	@echo "make demo    - the walkthrough on a throwaway lab: OVS-DPDK, two VMs with vhost-user NICs, ping"
 	@echo "make test    - install dependencies and run the test suite"
-	@echo "make golden  - rewrite xml/*.xml from examples/*.toml"
+	@echo "make golden  - rewrite xml/*.xml from examples/*.toml, and virtnet/helptext.py"
 	@echo "make lint    - ruff and mypy"
 	@echo "make bench   - benchmarks under bench/ (installs virt-install)"
 	@echo "make screenshot - docs/virt-manager.png: virt-manager showing a virtnet VM, on a lab of its own"
@@ -57,13 +57,14 @@ demo: deps
 	VIRTNET=$(VENV)/bin/virtnet bash cli/walkthrough.sh
 
 golden: deps
-	$(PY) -m pytest tests/test_golden.py --update-golden -q
+	$(PY) -m pytest tests/test_golden.py tests/test_startup.py --update-golden -q
 
 screenshot: deps
 	VIRTNET=$(VENV)/bin/virtnet PY=$(PY) bash cli/readme-screenshot.sh
 
 bench: deps
 	@dpkg -s $(BENCH_APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_APT_PACKAGES))
+	$(PY) bench/startup.py
 	$(PY) bench/xml_render.py
 	$(PY) bench/ovs_ports.py
 	$(PY) bench/migration.py

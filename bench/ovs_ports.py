@@ -113,7 +113,7 @@ def _main() -> None:
     delete_s = time.perf_counter() - t
     close(api)
     result = {"import_s": import_s, "connect_s": connect_s, "create_s": create_s,
-              "delete_s": delete_s, "pause_s": pause_s}
+              "delete_s": delete_s, "pause_s": pause_s, "cpu_s": time.process_time()}
     print(json.dumps(result), flush=True)
 
 
@@ -314,6 +314,7 @@ class Sample:
     connect_s: float | None = None
     whole_s: float | None = None
     import_s: float | None = None
+    cpu_s: float | None = None  # the whole process's CPU time (user + system), for a shared machine
 
     @property
     def total_s(self) -> float:
@@ -413,6 +414,7 @@ def run_child(tool: str, argv: list[str], server: OvsdbServer, names: Sequence[s
         connect_s=result["connect_s"],
         whole_s=wall_s - result["pause_s"],
         import_s=result["import_s"],
+        cpu_s=result.get("cpu_s"),
     )
 
 

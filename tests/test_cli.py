@@ -167,6 +167,14 @@ def test_the_graphics_password_reaches_libvirt_and_nothing_else(
     assert etree.fromstring(secure.encode()).find("devices/graphics").get("passwd") == "hunter2-secret"
     for args in (("show", "vnc"), ("show", "vnc", "--json"), ("show", "vnc", "--xml"), ("list", "--json")):
         outputs.append(virtnet(*args))
+    for args in (("xml", str(spec)), ("define", "--dry-run", str(spec))):
+        outputs.append(virtnet(*args))
+        assert 'passwd="&lt;secret: not shown&gt;"' in outputs[-1].stdout  # there is one: not shown
+        assert "--show-secrets` prints it" in outputs[-1].stderr
+    metadata = testdriver.lookupByName("vnc").metadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT, "https://virtnet.dev/xmlns/domain/1.0"
+    )
+    assert "vnc" in metadata and "hunter2" not in metadata  # the stored spec
     shown = virtnet("show", "vnc")
     assert re.search(r"Graphics:\s+vnc on 127.0.0.1", shown.stdout)  # listen defaults to loopback
     for result in outputs:
@@ -174,3 +182,33 @@ def test_the_graphics_password_reaches_libvirt_and_nothing_else(
         assert "hunter2" not in result.stdout + result.stderr
     assert "hunter2" not in caplog.text
     assert "hunter2" not in repr(load_spec_file(spec))
+
+
+def test_show_secrets_prints_the_graphics_password(tmp_path: Path) -> None:
+    spec = tmp_path / "vnc.toml"
+    spec.write_text(
+        'name = "vnc"\n[cpu]\ncount = 1\n[memory]\nsize = "64MiB"\n'
+        '[graphics]\ntype = "vnc"\npassword = "hunter2-secret"\n'
+    )
+    shown = virtnet("xml", str(spec), "--show-secrets")
+    assert shown.exit_code == 0 and shown.stderr == ""
+    assert etree.fromstring(shown.stdout.encode()).find("devices/graphics").get("passwd") == "hunter2-secret"
+    hidden = virtnet("xml", str(spec))
+    assert (
+        etree.fromstring(hidden.stdout.encode()).find("devices/graphics").get("passwd")
+        == "<secret: not shown>"
+    )
+
+
+def test_no_secret_in_errors_about_other_fields(tmp_path: Path) -> None:
+    spec = tmp_path / "vnc.toml"
+    spec.write_text(
+        'name = "vnc"\nvideo = "hologram"\n[cpu]\ncount = 0\n[memory]\nsize = "64MiB"\n'
+        '[graphics]\ntype = "vnc"\nport = 1\npassword = "hunter2-secret"\n'
+        '[cloud_init]\nusers = [{ name = "t", password_hash = "hunter2-plain" }]\n'
+    )
+    for args in (("xml", str(spec)), ("define", str(spec)), ("xml", str(spec), "--show-secrets")):
+        result = virtnet(*args)
+        assert result.exit_code == 2
+        assert len(result.stderr.splitlines()) == 4  # video, cpu.count, graphics.port, password_hash
+        assert "hunter2" not in result.stdout + result.stderr

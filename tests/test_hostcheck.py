@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,80 @@ def test_daemon_pid_finds_the_listening_process(tmp_path: Path) -> None:
     assert daemon_pid("qemu+tcp://127.0.0.3/system", proc) is None
     assert daemon_pid("qemu:///system", proc) == 99
     assert daemon_pid("qemu+ssh://elsewhere/system", proc) is None
+
+
+# --- the whole report when a daemon is down ---------------------------------------------------------
+
+DOWN_LIBVIRT = "qemu+tcp://127.0.0.1:9/system"  # the discard port: nothing answers libvirt there
+DOWN_OVSDB = "unix:/nonexistent/virtnet-test/db.sock"
+
+
+@pytest.fixture
+def cli_on_fake(fake: FakeHost, monkeypatch: pytest.MonkeyPatch) -> FakeHost:
+    """`virtnet host check` reading the fake machine, with no KVM probe of the real one."""
+    import virtnet.hostcheck.machine
+    from virtnet.virt import kvm_probe
+
+    monkeypatch.setattr(virtnet.hostcheck.machine, "Machine", lambda: fake.machine)
+    monkeypatch.setattr(kvm_probe, "cached_verdict", lambda: None)
+    monkeypatch.setattr(kvm_probe, "probe_kernel", lambda: None)
+    return fake
+
+
+def host_check(uri: str, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from virtnet.cli import app
+
+    result = CliRunner().invoke(app, ["-c", uri, "--ovsdb", DOWN_OVSDB, "host", "check", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback is a bug
+    return result
+
+
+def test_everything_down_still_reports_every_check_it_can(cli_on_fake: FakeHost) -> None:
+    result = host_check(DOWN_LIBVIRT)
+    assert result.exit_code == 1
+    lines = {line.split()[1]: line for line in result.stdout.splitlines()}
+    assert (
+        lines["libvirt"].startswith("FAIL")
+        and "cannot connect to libvirt at " + DOWN_LIBVIRT in lines["libvirt"]
+    )
+    assert "-> fix: check that libvirtd runs there" in lines["libvirt"]
+    assert lines["ovsdb"].startswith("FAIL") and "-> fix: start Open vSwitch" in lines["ovsdb"]
+    # The machine's own checks ran although neither daemon answered.
+    assert {"hugepages", "iommu", "vfio-pci", "/dev/kvm"} <= set(lines)
+    assert result.stderr == ""
+
+
+def test_everything_down_json_is_valid_and_complete(cli_on_fake: FakeHost) -> None:
+    import json
+
+    result = host_check(DOWN_LIBVIRT, "--json")
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)
+    by = {f["name"]: f for f in findings}
+    assert by["libvirt"]["status"] == "fail" and by["libvirt"]["fix"]
+    assert by["ovsdb"]["status"] == "fail" and "--ovsdb" in by["ovsdb"]["fix"]
+    assert {"hugepages 2MiB", "iommu"} <= set(by)
+    assert all(set(f) == {"name", "status", "detail", "fix"} for f in findings)
+
+
+def test_down_daemons_with_a_spec_still_check_what_it_needs_of_the_machine(
+    cli_on_fake: FakeHost, tmp_path: Path
+) -> None:
+    spec_file = tmp_path / "vm.toml"
+    spec_file.write_text(
+        'name = "vm"\n[cpu]\ncount = 2\n[memory]\nsize = "1GiB"\naccess = "shared"\n'
+        '[memory.hugepages]\npage_size = "2MiB"\n'
+    )
+    result = host_check(DOWN_LIBVIRT, "--spec", str(spec_file))
+    assert result.exit_code == 1
+    assert "FAIL spec hugepages   vm needs 512 free 2MiB hugepages" in result.stdout  # the spec's own need
+    assert "FAIL libvirt" in result.stdout and "FAIL ovsdb" in result.stdout
+
+
+def test_libvirt_up_and_ovsdb_down(cli_on_fake: FakeHost, testdriver: Any) -> None:
+    result = host_check("test:///default")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("OK   libvirt") and "FAIL ovsdb" in result.stdout

@@ -1,5 +1,5 @@
 """python -m virtnet"""
 
-from virtnet.cli import run
+from virtnet.launcher import run
 
-run()
+run(prog="python -m virtnet")

@@ -15,41 +15,47 @@ import typer
 from typer.core import TyperCommand
 
 from virtnet import __version__
-from virtnet.domxml import HostChoices, render_domain, validate_domain
-from virtnet.errors import InputError, VirtnetError
-from virtnet.spec import VMSpec
-from virtnet.spec import load_spec_file as _load_spec_file
-from virtnet.spec.checks import find_warnings
+from virtnet.errors import InputError, VirtnetError, raise_all
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
     from virtnet.lab.lab import Lab, LabState
     from virtnet.migration.run import Outcome
+    from virtnet.spec import VMSpec
     from virtnet.virt.host import Host
 
-# Commands that talk to libvirt import it (and rich) when they run: `virtnet xml` needs neither,
-# and a CLI's start-up time is its users' waiting time (see bench/xml_render.py).
+# Each command imports what it needs when it runs: libvirt, ovs, lxml, pydantic and the spec models
+# each take tens of milliseconds to import, and a CLI's start-up time is its users' waiting time
+# (bench/startup.py; tests/test_startup.py fails when --help imports them). Annotations that name
+# those modules' types stay strings (TYPE_CHECKING above).
 
+# rich_markup_mode=None: typer renders help and usage errors with click's plain formatter instead of
+# importing rich (~60 ms here) for every `--help` and every mistyped option.
 app = typer.Typer(
     name="virtnet",
     help="High-performance VMs on libvirt: hugepages, pinning, vhost-user NICs on OVS-DPDK.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
 lab_app = typer.Typer(
     help="A throwaway lab on this machine: libvirt hosts with OVS-DPDK, for tests and the demo.",
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 app.add_typer(lab_app, name="lab")
 switch_app = typer.Typer(
     help="Open vSwitch with DPDK, through OVSDB: set-up, state, and ports whose VM is gone.",
+    rich_markup_mode=None,
     no_args_is_help=True,
 )
 app.add_typer(switch_app, name="switch")
 host_app = typer.Typer(
-    help="The host as the walkthrough prepares it: checks with fixes, and hugepages.", no_args_is_help=True
+    help="The host as the walkthrough prepares it: checks with fixes, and hugepages.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
 )
 app.add_typer(host_app, name="host")
 
@@ -76,9 +82,8 @@ def command(
             try:
                 return func(*args, **kwargs)
             except VirtnetError as err:
-                typer.echo(f"virtnet: error: {err}", err=True)
-                for line in err.details:
-                    typer.echo(f"  {line}", err=True)
+                for line in err.report():
+                    typer.echo(line, err=True)
                 raise typer.Exit(err.exit_code) from None
 
         (group or app).command(name=name, cls=cls)(run)
@@ -128,10 +133,13 @@ class Targets:
 
 def load_spec_file(path: Path) -> VMSpec:
     """Load a spec and print its warnings to stderr."""
-    spec = _load_spec_file(path)
-    for warning in find_warnings(spec):
-        typer.echo(f"virtnet: warning: {path}: {warning}", err=True)
-    return spec
+    from virtnet.outputs import load_spec
+
+    return load_spec(path, _warn)
+
+
+def _warn(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 @contextmanager
@@ -153,23 +161,33 @@ def xml(
     seed: Annotated[
         bool, typer.Option("--seed", help="print the cloud-init seed's files instead (secrets masked)")
     ] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="print the graphics password (masked otherwise)")
+    ] = False,
 ) -> None:
     """Print the libvirt domain XML for a spec (needs no libvirt)."""
-    if port_forward not in ("passt", "qemu-args"):
-        raise InputError(f"--port-forward: {port_forward!r} is unknown; use 'passt' or 'qemu-args'")
-    spec = load_spec_file(spec_path)
+    from virtnet.outputs import domain_xml, forward_problem
+
     if seed:
+        problems = [bad for bad in (forward_problem(port_forward),) if bad]
+        spec = _collect(problems, lambda: load_spec_file(spec_path))
+        raise_all(problems)
+        assert spec is not None  # raise_all raised when loading failed
         _print_seed(spec)
         return
-    from virtnet.virt.virttype import resolve_virt_type
-
-    choices = HostChoices(
-        virt_type=resolve_virt_type(spec.virt_type, None, virt_type).virt_type,
-        forward_style=port_forward,  # type: ignore[arg-type]
+    text = domain_xml(
+        spec_path, virt_type=virt_type, port_forward=port_forward, warn=_warn, show_secrets=show_secrets
     )
-    domain = render_domain(spec, choices)
-    validate_domain(domain)
-    typer.echo(domain.to_xml(), nl=False)
+    typer.echo(text, nl=False)
+
+
+def _without_passwords(xml: str) -> str:
+    from virtnet.domxml.secrets import SHOW_HOW, without_passwords
+
+    shown = without_passwords(xml)
+    if shown != xml:
+        _warn(SHOW_HOW)
+    return shown
 
 
 def _print_seed(spec: VMSpec) -> None:
@@ -201,15 +219,18 @@ def define(
     """Define (or update) a domain from a spec."""
     from virtnet import manager
     from virtnet.ovs.vmports import planned_ports
+    from virtnet.virt.virttype import override_problem
 
-    spec = load_spec_file(spec_path)
+    problems = [bad for bad in (override_problem(virt_type),) if bad]
+    spec = _collect(problems, lambda: load_spec_file(spec_path))
+    raise_all(problems)
     if dry_run:
         with _host(ctx) as host:
             plan = manager.plan_define(host, spec, virt_type=virt_type)
             uri = host.uri
         verb = "update" if plan.redefines else "define"
         typer.echo(f"<!-- dry run: would {verb} '{spec.name}' on {uri}; {plan.virt_type_reason} -->")
-        typer.echo(plan.xml, nl=False)
+        typer.echo(_without_passwords(plan.xml), nl=False)
         if plan.seed is not None:
             _print_seed(spec)
         for port in planned_ports(spec, "(uuid)"):
@@ -486,28 +507,35 @@ def migrate(
     from virtnet.migration.plan import MigrationRequest
     from virtnet.migration.run import migrate as run_migration
 
+    problems: list[InputError] = []
     request = MigrationRequest(
         dest_uri=dest_uri,
-        policy=_choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
+        policy=_collect(
+            problems,
+            lambda: _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
+        ),
         parallel=parallel,
         auto_converge=auto_converge,
         postcopy=postcopy,
         postcopy_after=postcopy_after,
-        compress=_choice("--compress", compress, ("xbzrle",)) if compress else None,
+        compress=_collect(
+            problems, lambda: _choice("--compress", compress, ("xbzrle",)) if compress else None
+        ),
         bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_downtime,
         copy_storage=copy_storage,
         unsafe=unsafe,
         timeout_s=timeout,
-        on_timeout=_choice("--on-timeout", on_timeout, ("abort", "postcopy")),
+        on_timeout=_collect(problems, lambda: _choice("--on-timeout", on_timeout, ("abort", "postcopy"))),
         link_mib_s=link_speed,
         dest_socket_dir=dest_socket_dir,
-        dest_cpus=_cpuset_option("--dest-cpus", dest_cpus),
+        dest_cpus=_collect(problems, lambda: _cpuset_option("--dest-cpus", dest_cpus)),
         dest_ovsdb=dest_ovsdb,
         probe=probe,
         probe_netns=probe_netns,
         probe_nic=probe_nic,
     )
+    raise_all(problems + request.problems())
     with _host(ctx) as host:
         if dry_run:
             outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, dry_run=True)
@@ -522,7 +550,7 @@ def migrate(
             "reason": plan.choice.reason,
             "flags": plan.options.flag_names(),
             "destination_ports": outcome.dest_ports,
-            "destination_xml": outcome.dest_xml if report is None else None,
+            "destination_xml": _without_passwords(outcome.dest_xml) if report is None else None,
             "report": asdict(report) if report else None,
         }
         typer.echo(json.dumps(data, indent=2))
@@ -634,6 +662,15 @@ def _print_migration_plan(outcome: Outcome) -> None:
     typer.echo("dry run: nothing was changed")
 
 
+def _collect(problems: list[InputError], check: Callable[[], Any]) -> Any:
+    """The checked value, or None with the problem added to `problems`: options report all at once."""
+    try:
+        return check()
+    except InputError as err:
+        problems.append(err)
+        return None
+
+
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
         raise InputError(f"{option} {value}: choose one of {', '.join(allowed)}")
@@ -647,30 +684,9 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List domains, as `virsh list` does, with what virtnet manages marked."""
-    from virtnet import manager
+    from virtnet.outputs import list_output
 
-    with _host(ctx) as host:
-        views = manager.list_domains(host, include_inactive=all_)
-    if as_json:
-        typer.echo(json.dumps([v.as_dict() for v in views], indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("Id", "Name", "State", "Type", "vCPUs", "Memory", "Managed"):
-        table.add_column(column)
-    for v in views:
-        table.add_row(
-            "-" if v.id is None else str(v.id),
-            v.name,
-            v.state,
-            v.virt_type,
-            str(v.vcpus),
-            format_size(v.memory_kib * KIB),
-            "virtnet" if v.managed else "unmanaged",
-        )
-    Console(highlight=False, soft_wrap=True).print(table)
+    typer.echo(list_output(ctx.obj.uri, include_inactive=all_, as_json=as_json), nl=False)
 
 
 @command()
@@ -875,13 +891,15 @@ def switch_setup(
     from virtnet.ovs import switch
     from virtnet.ovs.connection import Ovsdb, default_remote
 
+    problems: list[InputError] = []
     settings = switch.SwitchSettings(
         bridge=bridge,
-        pmd_cpus=_cpuset_option("--pmd-cpus", pmd_cpus),
-        lcore_cpus=_cpuset_option("--lcore", lcore),
+        pmd_cpus=_collect(problems, lambda: _cpuset_option("--pmd-cpus", pmd_cpus)),
+        lcore_cpus=_collect(problems, lambda: _cpuset_option("--lcore", lcore)),
         socket_mem_mib=socket_mem,
         extra=extra,
     )
+    raise_all(problems)
     with Ovsdb(ctx.obj.ovsdb or default_remote()) as db:
         report = switch.setup(db, settings)
     for change in report.changed:
@@ -962,8 +980,7 @@ def host_check(
     from virtnet.ovs.connection import default_remote
 
     spec = load_spec_file(spec_path) if spec_path else None
-    with _host(ctx) as host:
-        findings = host_report(host, Machine(), ctx.obj.ovsdb or default_remote(), spec)
+    findings = host_report(ctx.obj.uri, Machine(), ctx.obj.ovsdb or default_remote(), spec)
     if as_json:
         typer.echo(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
@@ -971,6 +988,15 @@ def host_check(
             typer.echo(finding.line())
     if any(f.status == "fail" for f in findings):
         raise typer.Exit(1)
+
+
+def _size_option(option: str, text: str) -> int:
+    from virtnet.units import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise InputError(f"{option}: {err}") from None
 
 
 @command("prepare", group=host_app)
@@ -984,12 +1010,12 @@ def host_prepare(
     """Reserve hugepages and mount hugetlbfs; idempotent; all or nothing."""
     from virtnet.hostcheck.machine import Machine
     from virtnet.hostcheck.prepare import prepare_hugepages
-    from virtnet.units import parse_size
 
-    try:
-        size, page = parse_size(hugepages), parse_size(page_size)
-    except ValueError as err:
-        raise InputError(f"--hugepages/--page-size: {err}") from None
+    problems: list[InputError] = []
+    size = _collect(problems, lambda: _size_option("--hugepages", hugepages))
+    page = _collect(problems, lambda: _size_option("--page-size", page_size))
+    raise_all(problems)
+    assert size is not None and page is not None
     changes = prepare_hugepages(Machine(), size, page, persist=persist)
     for change in changes:
         typer.echo(change)
@@ -1114,5 +1140,5 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """The typer app; the console script enters through virtnet.launcher, which answers some argvs first."""
     app()

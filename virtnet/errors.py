@@ -7,6 +7,8 @@ not a `VirtnetError` is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class VirtnetError(Exception):
     """Root of virtnet's errors. `details` are lines the CLI prints after the one-line message."""
@@ -14,11 +16,34 @@ class VirtnetError(Exception):
     exit_code = 1
     details: tuple[str, ...] = ()
 
+    def report(self) -> list[str]:
+        """The lines the CLI prints on stderr: the message, then each detail indented."""
+        return [f"virtnet: error: {self}", *(f"  {line}" for line in self.details)]
+
 
 class InputError(VirtnetError):
     """The user's input is wrong; fixing the input fixes the error."""
 
     exit_code = 2
+
+
+class InputErrors(InputError):
+    """Several things wrong with the input, found at once: the CLI prints one line for each."""
+
+    def __init__(self, errors: Sequence[InputError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(err) for err in self.errors))
+
+    def report(self) -> list[str]:
+        return [line for err in self.errors for line in err.report()]
+
+
+def raise_all(errors: Sequence[InputError]) -> None:
+    """Raise nothing, the one error, or all of them together."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise InputErrors(errors)
 
 
 class SpecError(InputError):
@@ -34,8 +59,43 @@ class SpecError(InputError):
         tail = f"; {fix}" if fix else ""
         super().__init__(f"{where}{field}{problem}{tail}")
 
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        """Every problem this error reports (one here; SpecErrors holds several)."""
+        return (self,)
+
     def with_source(self, source: str) -> SpecError:
         return SpecError(self.path, self.problem, self.fix, source=source)
+
+
+class SpecErrors(SpecError):
+    """Several problems in one spec, each with its field path and fix: the CLI prints a line for each.
+
+    It is a SpecError (the first problem's path, problem and fix), so code that catches SpecError
+    catches it; str() holds every problem, one per line.
+    """
+
+    def __init__(self, problems: Sequence[SpecError]) -> None:
+        first = problems[0]
+        super().__init__(first.path, first.problem, first.fix, source=first.source)
+        self._problems = tuple(problems)
+        self.args = ("\n".join(str(problem) for problem in self._problems),)
+
+    @property
+    def problems(self) -> tuple[SpecError, ...]:
+        return self._problems
+
+    def with_source(self, source: str) -> SpecError:
+        return SpecErrors([problem.with_source(source) for problem in self._problems])
+
+    def report(self) -> list[str]:
+        return [f"virtnet: error: {problem}" for problem in self._problems]
+
+
+def spec_errors(problems: Sequence[SpecError]) -> SpecError:
+    """One SpecError for a list of problems: the problem itself when there is one."""
+    unique = list({(p.source, p.path, p.problem, p.fix): p for p in problems}.values())
+    return unique[0] if len(unique) == 1 else SpecErrors(unique)
 
 
 class SpecFileError(InputError):

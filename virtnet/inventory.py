@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from xml.etree import ElementTree
 
-from lxml import etree
-
-from virtnet.domxml.metadata import VIRTNET_NS
+from virtnet.domxml.namespaces import VIRTNET_NS
 from virtnet.errors import SpecError, VirtnetError
-from virtnet.migration.report import MIGRATION_NS, MigrationReport
-from virtnet.spec.codec import load_spec
-from virtnet.spec.models import VMSpec
-from virtnet.virt.guest import Guest
 
+if TYPE_CHECKING:
+    from virtnet.migration.report import MigrationReport
+    from virtnet.spec.models import VMSpec
+    from virtnet.virt.guest import Guest
+    from virtnet.virt.host import Host
+
+# `virtnet list` reads every domain's XML for its row: the standard library's parser does that without
+# importing lxml, and the spec's models and pydantic load only where a spec is read (spec_of_xml).
 _NS = {"v": VIRTNET_NS}
 
 
-@dataclass(frozen=True)
-class DomainView:
+# NamedTuples, not dataclasses: `virtnet list` then needs no dataclasses (nor the inspect it imports).
+class DomainView(NamedTuple):
     """One row of `virtnet list`, one header of `virtnet show`."""
 
     name: str
@@ -32,11 +34,17 @@ class DomainView:
     persistent: bool
 
     def as_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return self._asdict()
+
+
+def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainView]:
+    """`virtnet list`: every running domain (and the others with include_inactive), sorted by name."""
+    views = [view(guest) for guest in host.guests()]
+    return [v for v in views if include_inactive or v.id is not None]
 
 
 def view(guest: Guest) -> DomainView:
-    root = etree.fromstring(guest.xml().encode())
+    root = ElementTree.fromstring(guest.xml())
     return DomainView(
         name=guest.name,
         uuid=guest.uuid,
@@ -61,16 +69,20 @@ def nic_backends(guest: Guest) -> dict[str, str | None]:
 
 def spec_of_xml(xml: str) -> VMSpec | None:
     """The spec stored in a domain's XML, or None when virtnet did not make the domain."""
-    root = etree.fromstring(xml.encode())
+    from virtnet.spec.codec import load_spec
+
+    root = ElementTree.fromstring(xml)
     text = root.findtext("metadata/v:vm/v:spec", namespaces=_NS)
     if text is None:
         return None
-    password = root.xpath("string(devices/graphics/@passwd)")
+    # libvirt keeps the graphics password out of the stored spec, in <graphics passwd> alone.
+    password = next((g.get("passwd") for g in root.iterfind("devices/graphics[@passwd]")), None)
     try:
-        return load_spec(text, password=str(password) or None)
+        return load_spec(text, password=password or None)
     except SpecError as err:
+        problems = "; ".join(str(problem) for problem in err.problems)  # one line, for a one-line error
         raise VirtnetError(
-            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {err}"
+            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {problems}"
         ) from None
 
 
@@ -80,12 +92,13 @@ def spec_of(guest: Guest) -> VMSpec | None:
 
 def last_migration(guest: Guest) -> MigrationReport | None:
     """The report `virtnet migrate` stored in the domain's metadata, if it moved here that way."""
+    from virtnet.migration.report import MIGRATION_NS, MigrationReport
+
     xml = guest.metadata(MIGRATION_NS)
     return MigrationReport.from_xml(xml) if xml else None
 
 
-@dataclass(frozen=True)
-class GuestSide:
+class GuestSide(NamedTuple):
     """What the guest agent says, for `virtnet show`: OS, hostname, and each NIC's guest addresses."""
 
     os: str | None
@@ -93,7 +106,7 @@ class GuestSide:
     nics: list[dict[str, Any]]  # {"nic": spec index or None, "name", "mac", "addresses"}
 
     def as_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return self._asdict()
 
 
 def switch_vrings(guest: Guest, spec: VMSpec | None, remote: str | None) -> dict[int, int | None] | None:

@@ -25,7 +25,8 @@ from virtnet.errors import (
 )
 from virtnet.hostcheck.machine import Machine
 from virtnet.hostcheck.resources import require_resources
-from virtnet.inventory import DomainView, spec_of, view
+from virtnet.inventory import list_domains as list_domains  # re-exported: `virtnet list` needs no manager
+from virtnet.inventory import spec_of
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
 from virtnet.spec.derived import seed_path
@@ -221,11 +222,6 @@ def _switch(spec: VMSpec | None, ovsdb: str | None) -> Iterator[Ovsdb | None]:
         return
     with Ovsdb(ovsdb or default_remote()) as db:
         yield db
-
-
-def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainView]:
-    views = [view(guest) for guest in host.guests()]
-    return [v for v in views if include_inactive or v.id is not None]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from virtnet.spec.models import CloudInit, GuestUser, UserNic, VMSpec
 
 SUDO_ALL = "ALL=(ALL) NOPASSWD:ALL"
 QUEUES_RULES = "/etc/udev/rules.d/75-virtnet-queues.rules"
-REDACTED = "<secret: not shown>"
+REDACTED = "<secret: not shown>"  # as virtnet.domxml.secrets shows a graphics password
 
 
 @dataclass(frozen=True)

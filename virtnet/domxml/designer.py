@@ -16,7 +16,8 @@ from virtnet.domxml.cputune import CpuTune, EmulatorPin, VcpuPin
 from virtnet.domxml.domain import Domain
 from virtnet.domxml.features import Features
 from virtnet.domxml.memory import Hugepages, MemoryBacking, Page
-from virtnet.domxml.metadata import VIRTNET_NS, VIRTNET_PREFIX, Metadata, VirtnetInfo
+from virtnet.domxml.metadata import Metadata, VirtnetInfo
+from virtnet.domxml.namespaces import VIRTNET_NS, VIRTNET_PREFIX
 from virtnet.domxml.os import BootDevice, Os
 from virtnet.domxml.qemu import QEMU_NS, QemuArg, QemuCommandline
 from virtnet.spec.codec import SPEC_VERSION, dump_spec

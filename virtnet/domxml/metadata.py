@@ -4,10 +4,8 @@ libvirt keeps foreign-namespace metadata verbatim, so the spec travels with the 
 migration too) and virtnet needs no state of its own.
 """
 
+from virtnet.domxml.namespaces import VIRTNET_NS
 from virtnet.domxml.xmlbuilder import INT, XMLBuilder, XMLChild, XMLProperty
-
-VIRTNET_NS = "https://virtnet.dev/xmlns/domain/1.0"
-VIRTNET_PREFIX = "virtnet"
 
 
 class VirtnetInfo(XMLBuilder):

@@ -7,42 +7,73 @@ import grp
 import pwd
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from virtnet.errors import OvsdbError, SwitchNotReady, VirtnetError
+from virtnet.errors import ConnectionFailed, HypervisorError, OvsdbError, SwitchNotReady, VirtnetError
 from virtnet.hostcheck.daemon import daemon_pid
 from virtnet.hostcheck.finding import Finding, Status
 from virtnet.hostcheck.machine import Machine, can_open_rw
 from virtnet.hostcheck.resources import resource_findings
 from virtnet.socketdir import QemuOwner
-from virtnet.spec.models import VMSpec
 from virtnet.units import format_cpuset, format_size
 from virtnet.virt import kvm_probe
-from virtnet.virt.host import Host
+
+if TYPE_CHECKING:
+    from virtnet.spec.models import VMSpec
+    from virtnet.virt.host import Host
 
 KVM_FIX = "load kvm_intel or kvm_amd and enable VT-x/AMD-V in the firmware"
 
 
-def host_report(host: Host, machine: Machine, ovsdb: str, spec: VMSpec | None = None) -> list[Finding]:
-    findings = libvirt_findings(host)
-    if host.is_local:
-        # hugetlbfs mounts as libvirtd sees them: it may live in a mount namespace of its own.
-        machine = Machine(machine.root, mounts_of=daemon_pid(host.uri, machine.path("/proc")))
-        findings += kvm_findings(machine, host)
-        findings += hugepage_findings(machine)
-        findings += iommu_findings(machine)
-    else:
-        findings.append(
-            Finding(
-                "machine",
-                "warn",
-                f"{host.uri} is remote: its /dev/kvm, hugepages and IOMMU are not checked from here",
-                "run `virtnet host check` on that host",
+def host_report(uri: str | None, machine: Machine, ovsdb: str, spec: VMSpec | None = None) -> list[Finding]:
+    """Every check that can run. libvirtd or ovsdb-server out of reach fails its own checks with the fix;
+    the checks of the machine itself still run (for a local URI), and so does the rest."""
+    from virtnet.virt.host import Host, default_uri, is_local_uri
+
+    uri = uri or default_uri()
+    try:
+        host: Host | None = Host.open(uri)
+    except ConnectionFailed as err:
+        host = None
+        findings = [_failed("libvirt", err)]
+    try:
+        if host is not None:
+            findings = _section("libvirt", lambda: libvirt_findings(host))
+        if is_local_uri(uri):
+            # hugetlbfs mounts as libvirtd sees them: it may live in a mount namespace of its own.
+            machine = Machine(machine.root, mounts_of=daemon_pid(uri, machine.path("/proc")))
+            findings += _section("/dev/kvm", lambda: kvm_findings(machine, host))
+            findings += hugepage_findings(machine)
+            findings += iommu_findings(machine)
+        else:
+            findings.append(
+                Finding(
+                    "machine",
+                    "warn",
+                    f"{uri} is remote: its /dev/kvm, hugepages and IOMMU are not checked from here",
+                    "run `virtnet host check` on that host",
+                )
             )
-        )
-    findings += ovs_findings(ovsdb, spec)
-    if spec is not None:
-        findings += spec_findings(host, machine, spec)
+        findings += ovs_findings(ovsdb, spec)
+        if spec is not None:
+            findings += _section("spec", lambda: spec_findings(host, uri, machine, spec))
+    finally:
+        if host is not None:
+            host.close()
     return findings
+
+
+def _failed(name: str, err: VirtnetError) -> Finding:
+    detail, _, fix = str(err).partition("; ")
+    return Finding(name, "fail", detail, fix)
+
+
+def _section(name: str, checks: Callable[[], list[Finding]]) -> list[Finding]:
+    """A group of checks, or one failure when the daemon they ask goes away half-way."""
+    try:
+        return checks()
+    except HypervisorError as err:
+        return [_failed(name, err)]
 
 
 def libvirt_findings(host: Host) -> list[Finding]:
@@ -67,8 +98,8 @@ def libvirt_findings(host: Host) -> list[Finding]:
     return findings
 
 
-def kvm_findings(machine: Machine, host: Host) -> list[Finding]:
-    owner = host.qemu_owner("kvm") or host.qemu_owner("qemu")
+def kvm_findings(machine: Machine, host: Host | None) -> list[Finding]:
+    owner = (host.qemu_owner("kvm") or host.qemu_owner("qemu")) if host is not None else None
     access = dev_kvm_finding(machine, owner)
     if access.status == "warn":
         return [access]  # no /dev/kvm: nothing more to learn about KVM
@@ -82,7 +113,7 @@ def dev_kvm_finding(machine: Machine, owner: QemuOwner | None) -> Finding:
         return Finding("/dev/kvm", "warn", "/dev/kvm is missing: guests run under TCG", KVM_FIX)
     mode = f"{_name(pwd.getpwuid, node.uid)}:{_name(grp.getgrgid, node.gid)} {node.mode:o}"
     if owner is None:
-        return Finding("/dev/kvm", "ok", f"/dev/kvm exists ({mode}); libvirt does not say who runs QEMU")
+        return Finding("/dev/kvm", "ok", f"/dev/kvm exists ({mode}); libvirt did not say who runs QEMU")
     if can_open_rw(node, owner.uid, {owner.gid, *_supplementary_groups(owner.uid)}):
         return Finding("/dev/kvm", "ok", f"QEMU ({owner.describe()}) can open /dev/kvm ({mode})")
     return Finding(
@@ -186,14 +217,15 @@ def ovs_findings(remote: str, spec: VMSpec | None) -> list[Finding]:
     from virtnet.ovs import switch
     from virtnet.ovs.connection import Ovsdb
 
-    needed = spec is not None and bool(spec.ovs_nics)
     try:
         db = Ovsdb(remote, timeout_s=3)
     except OvsdbError as err:
+        # DPDK, masks, bridges and the spec's switch checks all ask ovsdb-server: this one line says why
+        # they are missing, and fails as libvirtd out of reach does.
         return [
             Finding(
                 "ovsdb",
-                "fail" if needed else "warn",
+                "fail",
                 str(err).split(";")[0],
                 "start Open vSwitch (openvswitch-switch-dpdk) or pass --ovsdb",
             )
@@ -244,12 +276,16 @@ def ovs_findings(remote: str, spec: VMSpec | None) -> list[Finding]:
     return findings
 
 
-def spec_findings(host: Host, machine: Machine, spec: VMSpec) -> list[Finding]:
+def spec_findings(host: Host | None, uri: str, machine: Machine, spec: VMSpec) -> list[Finding]:
     from virtnet import socketdir
+    from virtnet.virt.host import is_local_uri
 
-    findings = resource_findings(machine, spec) if host.is_local else []
+    local = is_local_uri(uri)
+    findings = resource_findings(machine, spec) if local else []
+    if host is None or not local:
+        return findings  # who runs QEMU is libvirt's to say
     owner = host.qemu_owner("kvm") or host.qemu_owner("qemu")
-    if not host.is_local or owner is None:
+    if owner is None:
         return findings
     for directory in sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics}):
         if directory.exists():

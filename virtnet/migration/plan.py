@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from virtnet.errors import InputError
+from virtnet.errors import InputError, raise_all
 from virtnet.migration import policy
 from virtnet.migration.policy import Choice, PolicyName, Situation
 from virtnet.virt.guest import Guest
@@ -42,14 +42,22 @@ class MigrationRequest:
     probe_netns: str | None = None  # where 'host' is (a lab host's network namespace)
     probe_nic: int | None = None  # the guest's NIC the probe pings (default: its first not a user NIC)
 
-    def validate(self) -> None:
-        """Refuse contradictory options before anything is read or measured."""
+    def problems(self) -> list[InputError]:
+        """Every contradiction between the options."""
+        found = []
         if self.on_timeout == "postcopy" and self.timeout_s is None:
-            raise InputError("--on-timeout postcopy: give --timeout SECONDS too")
+            found.append(InputError("--on-timeout postcopy: give --timeout SECONDS too"))
         if self.parallel is not None and self.compress is not None:
-            raise InputError(
-                "--parallel with --compress xbzrle: QEMU's multifd channels do not use xbzrle; choose one"
+            found.append(
+                InputError(
+                    "--parallel with --compress xbzrle: QEMU's multifd channels do not use xbzrle; choose one"
+                )
             )
+        return found
+
+    def validate(self) -> None:
+        """Refuse contradictory options, all of them at once, before anything is read or measured."""
+        raise_all(self.problems())
 
     @property
     def wants_postcopy(self) -> bool:

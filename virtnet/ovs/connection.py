@@ -18,6 +18,9 @@ import ovs.poller
 import ovs.stream
 
 from virtnet.errors import OvsdbUnreachable
+from virtnet.ovs import fastjson
+
+fastjson.install()
 
 DEFAULT_REMOTE = "unix:/var/run/openvswitch/db.sock"
 DATABASE = "Open_vSwitch"

@@ -1,4 +1,4 @@
-"""Reading a spec: TOML or a dict -> a validated VMSpec, or one SpecError naming the field and fix."""
+"""Reading a spec: TOML or a dict -> a validated VMSpec, or a SpecError naming each field and fix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from virtnet.errors import SpecError, SpecFileError
+from virtnet.errors import SpecError, SpecFileError, spec_errors
 from virtnet.spec.checks import find_problems
 from virtnet.spec.models import VMSpec
 
@@ -35,25 +35,24 @@ def load_spec_file(path: str | Path) -> VMSpec:
 
 
 def spec_from_dict(data: dict[str, Any]) -> VMSpec:
-    """Validate shapes with pydantic, then the cross-field rules."""
+    """Validate shapes with pydantic, then the cross-field rules; raise with every problem found.
+
+    The cross-field rules need a parsed spec, so they run once every field parses: a spec with both
+    kinds of mistakes shows all its field problems, and the cross-field ones once those are fixed.
+    """
     try:
         spec = VMSpec.model_validate(data)
     except ValidationError as err:
-        raise _first_error(err) from None
+        raise spec_errors([_spec_error(detail) for detail in err.errors(include_url=False)]) from None
     problems = find_problems(spec)
     if problems:
-        raise problems[0]
+        raise spec_errors(problems)
     return spec
 
 
-def _first_error(err: ValidationError) -> SpecError:
-    details = err.errors(include_url=False)
-    first = details[0]
-    path = _field_path(first["loc"])
-    problem, fix = _explain(first)
-    if len(details) > 1:
-        fix = f"{fix} (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''})"
-    return SpecError(path, problem, fix)
+def _spec_error(detail: ErrorDetails) -> SpecError:
+    problem, fix = _explain(detail)
+    return SpecError(_field_path(detail["loc"]), problem, fix)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

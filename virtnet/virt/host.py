@@ -7,15 +7,17 @@ import os
 from collections.abc import Callable
 from ipaddress import ip_address
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import libvirt
-from lxml import etree
 
 from virtnet.errors import ConnectionFailed, DomainNotFound
-from virtnet.socketdir import QemuOwner
 from virtnet.virt.errors import libvirt_errors, translate
 from virtnet.virt.guest import Guest
+
+if TYPE_CHECKING:
+    from virtnet import socketdir
 
 DEFAULT_URI = "qemu:///system"
 
@@ -154,8 +156,12 @@ class Host:
                 None, arch, machine, virt_type, cpu_xml, libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
             )
 
-    def qemu_owner(self, virt_type: str) -> QemuOwner | None:
+    def qemu_owner(self, virt_type: str) -> socketdir.QemuOwner | None:
         """The uid:gid libvirt runs QEMU as (the DAC base label), or None when it does not say."""
+        from lxml import etree  # only here: `virtnet list` connects without it (nor dataclasses)
+
+        from virtnet.socketdir import QemuOwner
+
         caps = etree.fromstring(self.capabilities_xml().encode())
         for model in caps.iterfind("host/secmodel"):
             if model.findtext("model") != "dac":

@@ -13,13 +13,14 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from virtnet.cache import cache_dir
+
+if TYPE_CHECKING:
+    import subprocess
 
 PROBE_TIMEOUT_S = 30.0
 # A working KVM guest's kernel prints "Linux version" within a second. Here, only its decompressor
@@ -81,6 +82,10 @@ def probe(kernel: Path, *, timeout_s: float = PROBE_TIMEOUT_S) -> KvmVerdict:
 
 def _boot(kernel: Path, timeout_s: float, accel: str = "kvm") -> KvmVerdict:
     """Boot with `accel` (tests use tcg to prove that a guest that boots is recognised)."""
+    import subprocess  # here, not at the top: `virtnet xml` reads the cached verdict only
+    import tempfile
+    import time
+
     key = verdict_key()
     if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return KvmVerdict(False, "/dev/kvm is missing or not accessible", key)
@@ -126,6 +131,8 @@ def _boot(kernel: Path, timeout_s: float, accel: str = "kvm") -> KvmVerdict:
 
 def _wait(qemu: subprocess.Popen[str], console: Path, timeout_s: float) -> str:
     """Wait for QEMU to exit; '' when it did, else what the hang looked like (QEMU is killed)."""
+    import time
+
     started = time.monotonic()
     while qemu.poll() is None:
         elapsed = time.monotonic() - started

@@ -22,13 +22,23 @@ class VirtTypeChoice:
     reason: str
 
 
+def override_problem(override: str | None) -> InputError | None:
+    """What is wrong with --virt-type (or $VIRTNET_VIRT_TYPE), if anything: checkable before the spec."""
+    forced = override or os.environ.get(ENV_OVERRIDE)
+    if forced and forced not in ("kvm", "qemu"):
+        source = "--virt-type" if override else f"${ENV_OVERRIDE}"
+        return InputError(f"{source}: {forced!r} is not a virt type; use 'kvm' or 'qemu'")
+    return None
+
+
 def resolve_virt_type(requested: str, host: Host | None, override: str | None = None) -> VirtTypeChoice:
     """The override (flag, then $VIRTNET_VIRT_TYPE) wins, then the spec; 'auto' asks the machine."""
     forced = override or os.environ.get(ENV_OVERRIDE)
     if forced:
+        problem = override_problem(override)
+        if problem is not None:
+            raise problem
         source = "--virt-type" if override else f"${ENV_OVERRIDE}"
-        if forced not in ("kvm", "qemu"):
-            raise InputError(f"{source}: {forced!r} is not a virt type; use 'kvm' or 'qemu'")
         return VirtTypeChoice(cast(ResolvedVirtType, forced), f"set by {source}")
     if requested in ("kvm", "qemu"):
         return VirtTypeChoice(cast(ResolvedVirtType, requested), "set by the spec")

@@ -1,0 +1,155 @@
+"""The catalogue of bad input through the CLI: exit 2, one line per problem naming it, nothing left behind.
+
+Every bad spec of tests/test_spec_errors.py (one mistake, and several at once) goes through
+`virtnet define` as a TOML file against libvirt's test driver; then options virtnet checks itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+import tomli_w
+from support import TEST_URI
+from test_spec_errors import INVALID, MULTI, base
+from typer.testing import CliRunner
+
+from virtnet.cli import app
+
+# (case id, spec change, [(field path, words)]) for every spec case, single mistakes as one-item lists
+SPEC_CASES = [(name, change, [(path, words)]) for name, change, path, words in INVALID] + MULTI
+
+# (case id, argv, [words each one line must hold]): options virtnet checks itself, several at once
+OPTION_CASES: list[tuple[str, list[str], list[str]]] = [
+    (
+        "migrate: four bad options",
+        [
+            "migrate",
+            "vm",
+            "qemu+tcp://b/system",
+            "--policy",
+            "fast",
+            "--compress",
+            "zstd",
+            "--dest-cpus",
+            "3-1",
+            "--on-timeout",
+            "postcopy",
+        ],
+        ["--policy fast", "--compress zstd", "--dest-cpus", "--on-timeout postcopy: give --timeout"],
+    ),
+    (
+        "migrate: contradictions",
+        [
+            "migrate",
+            "vm",
+            "qemu+tcp://b/system",
+            "--parallel",
+            "2",
+            "--compress",
+            "xbzrle",
+            "--on-timeout",
+            "postcopy",
+        ],
+        ["--on-timeout postcopy: give --timeout", "--parallel with --compress xbzrle"],
+    ),
+    (
+        "host prepare: two bad sizes",
+        ["host", "prepare", "--hugepages", "2GB", "--page-size", "x"],
+        ["--hugepages: '2GB' is ambiguous", "--page-size: 'x' is not a size"],
+    ),
+    (
+        "switch setup: two bad cpusets",
+        ["switch", "setup", "--pmd-cpus", "2-1", "--lcore", "a"],
+        ["--pmd-cpus", "--lcore"],
+    ),
+    (
+        "xml: bad options and a bad spec",
+        ["xml", "SPEC", "--port-forward", "slirp", "--virt-type", "xen"],
+        ["--port-forward: 'slirp' is unknown", "--virt-type: 'xen' is not a virt type", "cpu.count"],
+    ),
+    (
+        "xml --seed: bad option and a bad spec",
+        ["xml", "SPEC", "--seed", "--port-forward", "slirp"],
+        ["--port-forward: 'slirp' is unknown", "cpu.count"],
+    ),
+    (
+        "define: bad virt type and a bad spec",
+        ["define", "SPEC", "--virt-type", "xen"],
+        ["--virt-type: 'xen' is not a virt type", "cpu.count"],
+    ),
+    ("show: --json and --xml", ["show", "vm", "--json", "--xml"], ["--json and --xml: choose one"]),
+    ("start: unknown readiness", ["start", "vm", "--wait", "sshd"], ["--wait sshd: choose one of"]),
+    ("exec: no command", ["exec", "vm"], ["exec: no command"]),
+    ("exec: command without --", ["exec", "vm", "ls"], ["put -- before the guest command"]),
+    ("spec file missing", ["xml", "/nonexistent/vm.toml"], ["cannot read the spec"]),
+    ("spec not toml", ["xml", "NOTTOML"], ["not valid TOML"]),
+]
+
+
+def state(conn: libvirt.virConnect) -> tuple[list[str], list[str]]:
+    """The test driver's domains and volumes: what a refused command must leave as it was."""
+    volumes = [vol.path() for pool in conn.listAllStoragePools(0) for vol in pool.listAllVolumes(0)]
+    return sorted(dom.name() for dom in conn.listAllDomains(0)), sorted(volumes)
+
+
+def run(argv: list[str]) -> Any:
+    result = CliRunner().invoke(app, ["-c", TEST_URI, *argv])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback is a bug
+    return result
+
+
+def refused(result: Any) -> list[str]:
+    """Exit 2, nothing on stdout, and only `virtnet: error:` lines on stderr: those lines."""
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert lines and all(line.startswith("virtnet: error: ") for line in lines), lines
+    return lines
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in SPEC_CASES], ids=[c[0] for c in SPEC_CASES])
+def test_bad_spec_is_refused_with_every_problem(
+    change: Callable[[dict[str, Any]], None],
+    expected: list[tuple[str, str]],
+    tmp_path: Path,
+    testdriver: libvirt.virConnect,
+) -> None:
+    spec = copy.deepcopy(base())
+    change(spec)
+    path = tmp_path / "vm.toml"
+    path.write_text(tomli_w.dumps(spec))
+    before = state(testdriver)
+    lines = refused(run(["define", str(path)]))
+    if len(expected) > 1:  # a single mistake may bring others with it; several are exactly these
+        assert len(lines) == len(expected), lines
+    for field, words in expected:
+        named = [line for line in lines if f"{path}: {field}: " in line]
+        assert named and words.lower() in named[0].lower(), (field, words, lines)
+    assert state(testdriver) == before
+
+
+@pytest.mark.parametrize(("argv", "words"), [c[1:] for c in OPTION_CASES], ids=[c[0] for c in OPTION_CASES])
+def test_bad_options_are_refused_with_every_problem(
+    argv: list[str], words: list[str], tmp_path: Path, testdriver: libvirt.virConnect
+) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text(tomli_w.dumps({**base(), "cpu": {"count": 0}}))
+    (tmp_path / "bad.toml").write_text('name = "vm"\n[cpu\n')
+    argv = [{"SPEC": str(spec), "NOTTOML": str(tmp_path / "bad.toml")}.get(arg, arg) for arg in argv]
+    before = state(testdriver)
+    lines = refused(run(argv))
+    assert len(lines) == len(words), lines
+    for line, expected in zip(lines, words, strict=True):
+        assert expected.lower() in line.lower(), (expected, line)
+    assert state(testdriver) == before
+
+
+def test_the_catalogue_is_large_enough() -> None:
+    assert len(SPEC_CASES) + len(OPTION_CASES) >= 60
+    assert sum(len(expected) > 1 for _, _, expected in SPEC_CASES) >= 10
