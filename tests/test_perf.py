@@ -1,7 +1,7 @@
 """`virtnet perf` without guests: reading iperf3's and ping's reports, choosing the path, the table;
 and the pieces it rests on: Linux bridge NICs, the queues provisioning, the lab's LAN names.
 
-The measurements themselves run on real guests in tests/e2e/test_perf.py.
+The measurements themselves run on real guests in tests/e2e/test_network_profiling.py.
 """
 
 from __future__ import annotations
