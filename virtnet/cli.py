@@ -573,6 +573,7 @@ def perf(
             help="SRC DST: a VM, 'host' (the host side of the NIC's bridge) or 'lan' (--lan-netns); "
             "with --matrix, the VM to measure and a peer VM on the same host",
             show_default=False,
+            metavar="SRC DST",
         ),
     ],
     nic: Annotated[

@@ -103,7 +103,8 @@ class GuestSide(NamedTuple):
 
     os: str | None
     hostname: str | None
-    nics: list[dict[str, Any]]  # {"nic": spec index or None, "name", "mac", "addresses"}
+    # {"nic": spec index or None, "name", "mac", "addresses", "queues": {"enabled", "max"} or None}
+    nics: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, object]:
         return self._asdict()
@@ -115,6 +116,7 @@ def switch_vrings(guest: Guest, spec: VMSpec | None, remote: str | None) -> dict
     from virtnet.ovs.connection import Ovsdb, default_remote
     from virtnet.ovs.vmports import vm_ports
     from virtnet.spec.derived import vhost_port_name
+    from virtnet.spec.models import VhostUserNic
 
     if spec is None or not spec.ovs_nics:
         return None
@@ -126,7 +128,7 @@ def switch_vrings(guest: Guest, spec: VMSpec | None, remote: str | None) -> dict
     return {
         i: port.vrings if (port := ports.get(vhost_port_name(spec, i))) else None
         for i, nic in enumerate(spec.nics)
-        if nic in spec.ovs_nics
+        if isinstance(nic, VhostUserNic) and nic.ovs
     }
 
 
