@@ -24,6 +24,8 @@ started=$(date +%s)
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 vsctl() { ovs-vsctl --db="$DB" --timeout=20 "$@"; }
+# The VMs' ports on a host's br0: all but lan0, the lab's wire to the other host.
+vm_ports() { ovs-vsctl --db="$1" --timeout=20 list-ports br0 2>/dev/null | { grep -vx lan0 || true; } | tr '\n' ' '; }
 console_of() { echo "$HOST_DIR/$1.console.log"; }
 
 virtnet() { "$VIRTNET" -c "$URI" --ovsdb "$DB" "$@"; }
@@ -38,7 +40,7 @@ teardown() {
             "$host" undefine "$vm" 2>/dev/null || true
         done
     done
-    printf 'ports left on br0: [%s]\n' "$(vsctl list-ports br0 2>/dev/null | tr '\n' ' ')"
+    printf 'VM ports left on br0: [%s]\n' "$(vm_ports "$DB")"
     "$VIRTNET" lab down
 }
 
@@ -99,8 +101,8 @@ before=$(ticks walkthrough-vm2)
 show virtnet migrate walkthrough-vm2 "$URI_B" --dest-ovsdb "$DB_B" --dest-socket-dir "$HOST_B_DIR/vhost" || failed=1
 show virsh -q -c "$URI_B" list --all
 printf '(ovs-vsctl) ports on host A: [%s], on host B: [%s], B link %s\n' \
-    "$(vsctl list-ports br0 | tr '\n' ' ')" \
-    "$(ovs-vsctl --db="$DB_B" --timeout=20 list-ports br0 | tr '\n' ' ')" \
+    "$(vm_ports "$DB")" \
+    "$(vm_ports "$DB_B")" \
     "$(ovs-vsctl --db="$DB_B" --timeout=20 get Interface vhost-user-1 link_state 2>/dev/null || echo '?')"
 for _ in $(seq 40); do [ "$(ticks walkthrough-vm2)" -gt $((before + 2)) ] && break; sleep 0.5; done
 after=$(ticks walkthrough-vm2)

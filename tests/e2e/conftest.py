@@ -70,10 +70,13 @@ def _client(lab: Lab, index: int, workdir: Path) -> Iterator[LabClient]:
     assert state is not None
     client = LabClient(lab, state.hosts[index], workdir)
     before = set(client.virsh("list", "--all", "--name").stdout.split())
+    # The lab's own ports (lan0, the LAN's wire) stay: deleting them would cut the hosts apart.
+    ports_before = set(client.vsctl("list-ports", "br0").split())
     yield client
     for name in client.virsh("list", "--all", "--name").stdout.split():
         if name not in before:
             client.virsh("destroy", name, check=False)
             client.virsh("undefine", name, check=False)
     for port in client.vsctl("list-ports", "br0").split():
-        client.vsctl("del-port", "br0", port)
+        if port not in ports_before:
+            client.vsctl("del-port", "br0", port)

@@ -15,7 +15,7 @@ from typing import Any
 
 import tomli_w
 
-from virtnet.lab import libvirtd, perf_guest
+from virtnet.lab import lan, libvirtd, perf_guest
 from virtnet.lab.debian_image import DebianImage
 from virtnet.lab.guest_image import guest_cmdline
 from virtnet.lab.hugepages import meminfo
@@ -48,6 +48,10 @@ class LabClient:
         return _run(
             ["ovs-vsctl", f"--db={self.host.ovsdb}", "--timeout=20", *args], check=True
         ).stdout.strip()
+
+    def vm_ports(self) -> list[str]:
+        """The ports on br0 but the lab's own (lan0, the LAN's wire), as ovs-vsctl lists them."""
+        return [p for p in self.vsctl("list-ports", "br0").split() if p != lan.HOST_PORT]
 
     def console_log(self, name: str) -> Path:
         return self.workdir / f"{name}.console.log"

@@ -106,4 +106,4 @@ def test_define_refuses_a_vm_bigger_than_the_free_hugepages(lab0: LabClient) -> 
     assert line.split("spec hugepages", 1)[1].split(" -> fix: ")[0].strip() in refused.stderr  # same words
     assert "virtnet host prepare --hugepages" in refused.stderr
     assert "toobig" not in lab0.virsh("list", "--all", "--name").stdout.split()
-    assert lab0.vsctl("list-ports", "br0") == ""
+    assert lab0.vm_ports() == []

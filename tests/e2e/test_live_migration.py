@@ -54,7 +54,7 @@ def wait_for(condition, what: str, timeout: float = 60.0):  # type: ignore[no-un
 
 
 def ports(client: LabClient) -> list[str]:
-    return client.vsctl("list-ports", "br0").split()
+    return client.vm_ports()
 
 
 def names(client: LabClient) -> list[str]:

@@ -39,7 +39,7 @@ def test_pinning_onto_a_pmd_core_is_refused_and_nothing_is_left(lab0: LabClient)
         assert "cpu.pinning.vcpus.0: host CPU 1 is an OVS PMD core" in refused.stderr
         assert refused.stderr.count("\n") == 1
         assert "pinned" not in lab0.virsh("list", "--all", "--name").stdout.split()
-        assert lab0.vsctl("list-ports", "br0") == ""
+        assert lab0.vm_ports() == []
     finally:
         lab0.vsctl("remove", "Open_vSwitch", ".", "other_config", "pmd-cpu-mask")
 

@@ -28,7 +28,7 @@ def test_vhostuser_vm_runs_with_the_walkthrough_settings(lab0: LabClient) -> Non
     spec = lab0.spec("vhu", ips=("10.77.0.1/24",), pin={"0": "1"}, emulator="0")
     defined = lab0.virtnet("define", str(spec))
     assert "type qemu" in defined.stdout  # the KVM probe found that KVM guests hang here
-    assert lab0.vsctl("list-ports", "br0") == "vhu-p0"  # define made the VM's port
+    assert lab0.vm_ports() == ["vhu-p0"]  # define made the VM's port
     lab0.virtnet("start", "vhu")
     console = lab0.wait_console("vhu", "VIRTNET-NET-UP eth0 10.77.0.1/24")
     assert "VIRTNET-BOOTED" in console
@@ -76,7 +76,7 @@ def test_vhostuser_vm_runs_with_the_walkthrough_settings(lab0: LabClient) -> Non
     lab0.virtnet("stop", "vhu", "--force")
     lab0.virtnet("undefine", "vhu")
     assert "vhu" not in lab0.virsh("list", "--all", "--name").stdout.split()
-    assert lab0.vsctl("list-ports", "br0") == ""  # the port went with its VM
+    assert lab0.vm_ports() == []  # the port went with its VM
     assert hugepages_free() >= running_free + 128  # the 256 MiB of guest RAM came back
     assert not guest_ram.parent.exists() or not any(guest_ram.parent.iterdir())
     assert not lab0.socket("vhu").exists()
@@ -90,7 +90,7 @@ def test_two_multiqueue_vms_ping_each_other_over_ovs_dpdk(lab0: LabClient) -> No
         console = lab0.wait_console(name, "VIRTNET-PING-", timeout=240)
         assert "queues=2" in console  # the guest itself sees two queue pairs
         assert "VIRTNET-PING-OK" in console, console[-1500:]
-    assert lab0.vsctl("list-ports", "br0").split() == ["mq0-p0", "mq1-p0"]
+    assert lab0.vm_ports() == ["mq0-p0", "mq1-p0"]
     for name in ("mq0", "mq1"):
         port = f"{name}-p0"
         assert lab0.vsctl("get", "Interface", port, "link_state") == "up"

@@ -40,7 +40,8 @@ def test_walkthrough_demo_runs_twice() -> None:
             table = done.stdout.split("The walkthrough's profiling table", 1)[1]
             assert "Debian guest image ready in" in done.stderr
             assert re.search(r"NIC 2 queues:\s+4 of 4 enabled in the guest", table), table
-            kinds = [line.split("|")[0].strip() for line in table.splitlines() if line.startswith("NIC ")]
+            rows = [line for line in table.splitlines() if line.startswith("NIC ") and "|" in line]
+            kinds = [row.split("|")[0].strip() for row in rows]
             assert kinds == ["NIC 0 user/virtio", "NIC 1 bridge/virtio (qemu)", "NIC 2 vhost-user/OVS-DPDK"]
             assert "VM-VM throughput: vhost-user/OVS-DPDK / bridge/virtio (qemu) = " in table, table
             outage = r"network outage seen by walkthrough-deb1 \(ping every 10 ms\): longest gap"
