@@ -85,7 +85,7 @@ def attach_host(*, bridge: str, veth: str, netns: str, ovs_dir: Path, addresses:
         run(["ip", "link", "delete", veth])
     run(["ip", "link", "add", veth, "type", "veth", "peer", "name", HOST_PORT, "netns", netns])
     # OVS's userspace datapath reads the veth with AF_PACKET and does not complete checksums that
-    # the kernel left to an offload: without this, TCP between a guest and the LAN stalls.
+    # the kernel leaves to a TX offload, so packets from this end would reach guests unchecksummed.
     for where, device in ((None, veth), (netns, HOST_PORT)):
         ip_prefix = ["ip", "netns", "exec", where] if where else []
         run([*ip_prefix, "ethtool", "-K", device, "tx", "off"])
