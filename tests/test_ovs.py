@@ -7,7 +7,9 @@ iface_types), it writes those columns with ovs-vsctl, as vswitchd itself would.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import OvsdbServer, vhost_vm_spec
@@ -61,6 +63,16 @@ def dpdk_ready(server: OvsdbServer) -> None:
     )
 
 
+def observe(db: Ovsdb, seen: Callable[[], bool]) -> None:
+    """Run the replica until it shows a change made by ovs-vsctl: sync() alone may return before
+    the update is on the socket (seen once on a loaded machine)."""
+    db.run_until(seen, "show the change", timeout_s=10)
+
+
+def bridge(db: Ovsdb) -> Any:
+    return next(b for b in db.rows("Bridge") if b.name == "br0")
+
+
 def test_unreachable_server_names_the_remote_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(OvsdbUnreachable, match=r"cannot reach ovsdb-server at unix:.*nothing\.sock.*--ovsdb"):
         Ovsdb(f"unix:{tmp_path}/nothing.sock", timeout_s=2)
@@ -72,7 +84,7 @@ def test_bridge_is_created_like_add_br_and_setup_is_idempotent(db: Ovsdb, ovsdb_
     assert ovsdb_server.vsctl("get", "Interface", "br0", "type") == "internal"
     assert commit(db, EnsureBridge("br0")) is False  # nothing to change
     ovsdb_server.vsctl("set", "Bridge", "br0", "datapath_type=system")
-    db.sync()
+    observe(db, lambda: bridge(db).datapath_type == "system")
     assert commit(db, EnsureBridge("br0")) is True
     assert vsctl_json(ovsdb_server, "Bridge", "br0", "datapath_type") == "netdev"
 
@@ -203,12 +215,12 @@ def test_switch_checks_refuse_what_the_switch_cannot_carry(db: Ovsdb, ovsdb_serv
         switch.check_can_carry(db, spec)
     dpdk_ready(ovsdb_server)
     ovsdb_server.vsctl("set", "Bridge", "br0", "datapath_type=system")
-    db.sync()
+    observe(db, lambda: bridge(db).datapath_type == "system")
     with pytest.raises(SwitchNotReady, match=r"nics\[0\].bridge: bridge 'br0' has datapath_type 'system'"):
         switch.check_can_carry(db, spec)
     ovsdb_server.vsctl("set", "Bridge", "br0", "datapath_type=netdev")
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x6")
-    db.sync()
+    observe(db, lambda: db.root().other_config.get("pmd-cpu-mask") == "0x6")
     with pytest.raises(
         SwitchNotReady, match=r"cpu.pinning.vcpus.1: host CPU 2 is an OVS PMD core \(pmd-cpu-mask=0x6\)"
     ):
@@ -216,17 +228,17 @@ def test_switch_checks_refuse_what_the_switch_cannot_carry(db: Ovsdb, ovsdb_serv
     ovsdb_server.vsctl(
         "set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x2", "other_config:dpdk-lcore-mask=0x10"
     )
-    db.sync()
+    observe(db, lambda: db.root().other_config.get("dpdk-lcore-mask") == "0x10")
     with pytest.raises(SwitchNotReady, match=r"cpu.pinning.emulator: host CPU 4 is an OVS DPDK lcore core"):
         switch.check_can_carry(db, spec)
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "other_config:dpdk-lcore-mask=0x1")
-    db.sync()
+    observe(db, lambda: db.root().other_config.get("dpdk-lcore-mask") == "0x1")
     switch.check_can_carry(db, spec)
     missing = vhost_vm_spec(nics=[{"type": "vhostuser", "socket": "/run/vhost/q.sock", "bridge": "br9"}])
     with pytest.raises(SwitchNotReady, match="bridge 'br9' does not exist"):
         switch.check_can_carry(db, missing)
     ovsdb_server.vsctl("set", "Open_vSwitch", ".", "iface_types=[internal,system]")
-    db.sync()
+    observe(db, lambda: "dpdkvhostuserclient" not in db.root().iface_types)
     with pytest.raises(SwitchNotReady, match="does not support dpdkvhostuserclient"):
         switch.check_can_carry(db, spec)
 
