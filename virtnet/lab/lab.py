@@ -207,11 +207,7 @@ class Lab:
     def _provide_guest(self, state: LabState) -> None:
         """Build (or reuse) the test guest, link it at stable paths, and probe KVM with it once."""
         image = build_guest_image()
-        self.guest_dir.mkdir(exist_ok=True)
-        for link, target in (("vmlinuz", image.kernel), ("initrd.gz", image.initrd)):
-            path = self.guest_dir / link
-            path.unlink(missing_ok=True)
-            path.symlink_to(target)
+        self._link_guest({"vmlinuz": image.kernel, "initrd.gz": image.initrd})
         verdict = kvm_probe.cached_verdict() or kvm_probe.probe(image.kernel)
         state.virt_type = "kvm" if verdict.usable else "qemu"
         state.virt_type_reason = verdict.reason
@@ -226,16 +222,22 @@ class Lab:
         from virtnet.lab.debian_image import build_debian_image
 
         image = build_debian_image()
+        self._link_guest(
+            {
+                "debian-vmlinuz": image.kernel,
+                "debian-initrd.img": image.initrd,
+                "debian-base.qcow2": image.base,
+            }
+        )
+        return image
+
+    def _link_guest(self, links: dict[str, Path]) -> None:
+        """Point guest/<name> at each image file, replacing what a previous lab linked there."""
         self.guest_dir.mkdir(parents=True, exist_ok=True)
-        for link, target in (
-            ("debian-vmlinuz", image.kernel),
-            ("debian-initrd.img", image.initrd),
-            ("debian-base.qcow2", image.base),
-        ):
-            path = self.guest_dir / link
+        for name, target in links.items():
+            path = self.guest_dir / name
             path.unlink(missing_ok=True)
             path.symlink_to(target)
-        return image
 
     def _stop_host(self, host: LabHost) -> None:
         host_dir = Path(host.dir)

@@ -34,7 +34,7 @@ from virtnet.migration.preflight import Sides, postcopy_unsafe, run_checks
 from virtnet.migration.report import MIGRATION_NS, MIGRATION_PREFIX, MigrationReport, stats_fields
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
-from virtnet.perf.endpoint import Endpoint
+from virtnet.perf.endpoint import Endpoint, HostEndpoint
 from virtnet.perf.probe import Outage, OutageProbe
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
@@ -293,10 +293,10 @@ def _start_probe(sides: Sides, request: MigrationRequest, watcher: Watcher) -> O
     """--probe: the peer starts pinging the guest before the job, so the gap is all in its replies."""
     if request.probe is None:
         return None
-    from virtnet.perf.run import guest_endpoint, host_endpoint
+    from virtnet.perf.run import guest_endpoint
 
     if request.probe == "host":
-        peer: Endpoint = host_endpoint(request.probe_netns)
+        peer: Endpoint = HostEndpoint(request.probe_netns)
     else:  # a VM that stays where it is, on either host
         found = sides.source.find(request.probe) or sides.dest.find(request.probe)
         if found is None:

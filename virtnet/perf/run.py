@@ -41,7 +41,7 @@ def perf_path(
     if dst == LAN and not lan_netns:
         raise InputError("DST 'lan' needs --lan-netns: the network namespace of the LAN's far end")
     with ExitStack() as stack:
-        hosts = _Hosts(stack, uri)
+        hosts = _Hosts(stack)
         source = _endpoint(hosts, src, uri, host_netns, lan_netns)
         target = _endpoint(hosts, dst, dst_uri or uri, host_netns, lan_netns)
         if dst == LAN or (dst_uri and dst_uri != uri):
@@ -93,7 +93,7 @@ def perf_matrix(
         raise InputError("--matrix takes one or two VMs: the measured one, and a peer on the same host")
     cells: list[Cell] = []
     with ExitStack() as stack:
-        hosts = _Hosts(stack, uri)
+        hosts = _Hosts(stack)
         first = _guest(hosts, vms[0], uri)
         peer = _guest(hosts, vms[1], uri) if len(vms) == 2 else None
         for index, nic in enumerate(first.spec.nics):
@@ -112,7 +112,7 @@ def perf_matrix(
                 ("VM-host", host_side, None),
                 (
                     "VM-LAN",
-                    HostEndpoint(lan_netns, f"lan (netns {lan_netns})") if lan_netns else None,
+                    lan_endpoint(lan_netns) if lan_netns else None,
                     "give --lan-netns (another host's network namespace)",
                 ),
             ]
@@ -163,9 +163,8 @@ def _ratios(cells: list[Cell]) -> list[Ratio]:
 class _Hosts:
     """libvirt connections opened once per URI for the run."""
 
-    def __init__(self, stack: ExitStack, default: str | None) -> None:
+    def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
-        self.default = default
         self.open: dict[str | None, Host] = {}
 
     def get(self, uri: str | None) -> Host:
@@ -174,9 +173,9 @@ class _Hosts:
         return self.open[uri]
 
 
-def host_endpoint(netns: str | None) -> HostEndpoint:
-    """The host side: this machine's network namespace, or `netns`."""
-    return HostEndpoint(netns)
+def lan_endpoint(netns: str) -> HostEndpoint:
+    """The LAN's far end: another host's side, in its network namespace."""
+    return HostEndpoint(netns, f"lan (netns {netns})")
 
 
 def guest_endpoint(guest: Guest) -> GuestEndpoint:
@@ -194,9 +193,10 @@ def _endpoint(
     hosts: _Hosts, name: str, uri: str | None, host_netns: str | None, lan_netns: str | None
 ) -> Endpoint:
     if name == HOST:
-        return host_endpoint(host_netns)
+        return HostEndpoint(host_netns)
     if name == LAN:
-        return HostEndpoint(lan_netns, f"lan (netns {lan_netns})")
+        assert lan_netns is not None  # perf_path refuses 'lan' without it
+        return lan_endpoint(lan_netns)
     return _guest(hosts, name, uri)
 
 
