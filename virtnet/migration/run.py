@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from virtnet import network
+from virtnet import faultpoint, network
 from virtnet.errors import (
     DomainNotFound,
     HypervisorError,
@@ -201,6 +201,7 @@ def _run_job(
         while worker.is_alive():
             worker.join(POLL_S)
             _steer(job, plan, result, watcher, time.monotonic() - started)
+            faultpoint.reached("migrate:job-running")
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
         watcher.note("interrupted: aborting the migration job")
