@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from virtnet.errors import VmLocked
+from virtnet.errors import HypervisorError, VmLocked
 from virtnet.virt import lockrecords
 from virtnet.virt.host import Host
 
@@ -95,7 +95,7 @@ def held(host: Host, name: str, command: str, *, wait: bool = False) -> Iterator
         yield
     finally:
         if uuid is not None:
-            lockrecords.remove(host, uuid)
+            _release(host, uuid)
 
 
 def locks(host: Host) -> list[HeldLock]:
@@ -106,6 +106,20 @@ def locks(host: Host) -> list[HeldLock]:
 def release(host: Host, lock: HeldLock) -> bool:
     """Remove one lock record (doctor --fix, for a stale one)."""
     return lockrecords.remove(host, lock.uuid)
+
+
+def _release(host: Host, uuid: str) -> None:
+    """Remove our record, through a new connection when libvirtd restarted under the old one."""
+    try:
+        lockrecords.remove(host, uuid)
+        return
+    except HypervisorError:
+        pass
+    try:
+        with Host.open(host.uri) as fresh:
+            lockrecords.remove(fresh, uuid)
+    except HypervisorError as err:  # our PID dies with us: the next run here takes the lock over
+        log.warning("could not remove the lock record %s on %s: %s", uuid, host.uri, err)
 
 
 def _acquire(host: Host, name: str, me: Holder, *, wait: bool) -> str | None:

@@ -271,3 +271,41 @@ def test_a_migration_killed_mid_job_is_locked_then_cleaned_up_by_doctor(
     assert "orphan-port mk0-p0: " in b.virtnet("doctor").stdout
     assert "fixed: deleted OVS port mk0-p0" in b.virtnet("doctor", "--fix").stdout.splitlines()
     assert b.vm_ports() == []
+
+
+def test_libvirtd_restarted_during_a_migration_leaves_the_guest_once_with_its_ports(
+    lab0: LabClient, lab1: LabClient
+) -> None:
+    a, b = lab0, lab1
+    a.virtnet("define", str(a.spec("mr0", ips=("10.77.7.1/24",), dirty_mib=32)))
+    a.virtnet("start", "mr0")
+    a.wait_console("mr0", "passes=1")
+    qemu = a.qemu_pid("mr0")
+    # 1 MiB/s against 32 MiB rewritten in a loop: the job cannot converge, so it cannot have
+    # switched to B when A's libvirtd restarts; A's libvirtd then cancels it and B drops its copy.
+    move = virtnet_process(
+        a, "migrate", "mr0", b.host.uri, "--dest-ovsdb", b.host.ovsdb, "--dest-socket-dir",
+        str(b.host.vhost_dir), "--policy", "precopy", "--bandwidth", "1",
+    )  # fmt: skip
+    for _ in range(240):
+        if "mr0" in b.virsh("list", "--all", "--name").stdout.split():
+            break
+        time.sleep(0.5)
+    assert b.vm_ports() == ["mr0-p0"]
+    with libvirtd_stopped(a.host):
+        pass  # stopped by its PID and started again
+    _out, err = move.communicate(timeout=300)
+    assert move.returncode == 1
+    line = err.splitlines()[-1]  # after the progress bar's lines
+    assert line == (
+        f"virtnet: error: libvirtd restarted during the migration of 'mr0'; the guest now runs on the "
+        f"source {a.host.uri} only, with its port(s) mr0-p0 there; removed port(s) mr0-p0 from "
+        f"{b.host.uri}'s OVS"
+    )
+    assert a.virsh("domstate", "mr0").stdout.strip() == "running"
+    assert "mr0" not in b.virsh("list", "--all", "--name").stdout.split()
+    assert a.qemu_pid("mr0") == qemu and boots(a, "mr0") == 1
+    ticks = a.ticks("mr0")
+    a.wait_console("mr0", f"VIRTNET-TICK {ticks[-1] + 2} ")
+    assert a.vm_ports() == ["mr0-p0"] and b.vm_ports() == []
+    assert "virtnet-lock:mr0" not in lock_records(a)

@@ -71,3 +71,11 @@ def disk_paths(xml: str) -> set[str]:
     """The files a domain's disks use, from its XML."""
     root = etree.fromstring(xml.encode())
     return {str(src.get("file")) for src in root.iterfind("devices/disk/source") if src.get("file")}
+
+
+def connection_alive(host: Host) -> bool:
+    """Whether the connection still reaches libvirtd (False after libvirtd restarted under it)."""
+    try:
+        return bool(host.conn.isAlive())
+    except libvirt.libvirtError:
+        return False
