@@ -77,3 +77,25 @@ def test_an_unreachable_switch_is_a_finding_only_when_a_vm_needs_it(
     manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     [finding] = doctor.examine(host, gone)
     assert (finding.kind, finding.fixable) == ("switch-unreachable", False)
+
+
+def test_a_seed_without_its_vm_is_deleted_and_an_unused_overlay_only_listed(
+    host: Host, testdriver: libvirt.virConnect
+) -> None:
+    pool = testdriver.storagePoolLookupByName("default-pool")
+    volumes = (("gone-cidata.iso", ""), ("base.qcow2", ""), ("over.qcow2", "/default-pool/base.qcow2"))
+    for name, extra in volumes:
+        backing = f"<backingStore><path>{extra}</path><format type='qcow2'/></backingStore>" if extra else ""
+        pool.createXML(
+            f"<volume><name>{name}</name><capacity>1048576</capacity>"
+            f"<target><format type='raw'/></target>{backing}</volume>",
+            0,
+        )
+    findings = doctor.examine(host, None)
+    assert [(f.kind, f.subject, f.fixable) for f in findings] == [
+        ("orphan-seed", "/default-pool/gone-cidata.iso", True),
+        ("orphan-overlay", "/default-pool/over.qcow2", False),
+    ]
+    actions = doctor.repair(findings)
+    assert [a.line for a in actions] == ["deleted /default-pool/gone-cidata.iso"]
+    assert sorted(pool.listVolumes()) == ["base.qcow2", "over.qcow2"]
