@@ -61,6 +61,10 @@ app.add_typer(host_app, name="host")
 
 SpecPath = Annotated[Path, typer.Argument(help="VM spec (TOML)", show_default=False)]
 DomainName = Annotated[str, typer.Argument(help="domain name", show_default=False)]
+WaitLockOption = Annotated[
+    bool,
+    typer.Option("--wait-lock", help="wait while another virtnet run holds the VM, instead of refusing"),
+]
 VirtTypeOption = Annotated[
     str | None,
     typer.Option("--virt-type", help="override the spec's virt_type: kvm or qemu (also $VIRTNET_VIRT_TYPE)"),
@@ -215,9 +219,10 @@ def define(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the XML and seed it would define; change nothing")
     ] = False,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Define (or update) a domain from a spec."""
-    from virtnet import manager
+    from virtnet import manager, vmlock
     from virtnet.ovs.vmports import planned_ports
     from virtnet.virt.virttype import override_problem
 
@@ -237,7 +242,7 @@ def define(
             typer.echo(f"# OVS port {port.name} on {port.bridge} -> {port.socket}")
         typer.echo("# dry run: nothing was changed")
         return
-    with _host(ctx) as host:
+    with _host(ctx) as host, vmlock.held(host, spec.name, f"define {spec_path}", wait=wait_lock):
         result = manager.define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
         verb = "Updated" if result.redefined else "Defined"
         typer.echo(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}")
@@ -501,8 +506,10 @@ def migrate(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check and plan, change nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the plan or report as JSON")] = False,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Live-migrate a running domain to another libvirt host, peer to peer, with its OVS ports."""
+    from virtnet import vmlock
     from virtnet.migration.display import ProgressBar
     from virtnet.migration.plan import MigrationRequest
     from virtnet.migration.run import migrate as run_migration
@@ -540,7 +547,8 @@ def migrate(
         if dry_run:
             outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, dry_run=True)
         else:
-            with ProgressBar(name) as bar:
+            lock = vmlock.held(host, name, f"migrate {name} {dest_uri}", wait=wait_lock)
+            with lock, ProgressBar(name) as bar:
                 outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, watcher=bar)
     plan, report = outcome.plan, outcome.report
     if as_json:
@@ -965,6 +973,39 @@ def switch_gc(
         typer.echo(f"{verb} {port.name} on {port.bridge} (VM {port.vm_name or '?'} {port.vm_uuid} is gone)")
     if not stale:
         typer.echo("no orphaned ports")
+
+
+@command()
+def doctor(
+    ctx: typer.Context,
+    fix: Annotated[bool, typer.Option("--fix", help="repair what can be repaired (default: list)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="findings and actions as JSON")] = False,
+) -> None:
+    """List what is inconsistent on the host and its OVS after a fault; --fix repairs it, line by line."""
+    from virtnet import doctor as checkup
+    from virtnet.ovs.connection import default_remote
+
+    with _host(ctx) as host:
+        findings = checkup.examine(host, ctx.obj.ovsdb or default_remote())
+        actions = checkup.repair(findings) if fix else []
+    if as_json:
+        data = {
+            "findings": [f.as_dict() for f in findings],
+            "actions": [{"subject": a.finding.subject, "line": a.line, "ok": a.ok} for a in actions],
+        }
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for finding in findings:
+            how = f"fix: {finding.repair}" if finding.fixable else f"manual fix: {finding.repair}"
+            typer.echo(f"{finding.kind} {finding.subject}: {finding.problem}; {how}")
+        if not findings:
+            typer.echo("nothing inconsistent")
+        for action in actions:
+            typer.echo(("fixed: " if action.ok else "FAILED: ") + action.line)
+        if findings and not fix and any(f.fixable for f in findings):
+            typer.echo("dry run: nothing was changed; repair with --fix")
+    if any(not a.ok for a in actions):
+        raise typer.Exit(1)
 
 
 @command("check", group=host_app)

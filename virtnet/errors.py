@@ -247,3 +247,7 @@ class PerfFailed(VirtnetError):
 
 class PathUnavailable(InputError):
     """The path asked for does not exist: a NIC without an address, no address in its subnet."""
+
+
+class VmLocked(VirtnetError):
+    """Another virtnet run holds the VM (virtnet/vmlock.py)."""

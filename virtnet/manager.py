@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from virtnet import network
+from virtnet import faultpoint, network
 from virtnet.cloudinit import Seed, build_seed
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
@@ -90,7 +90,9 @@ def define(
     seed = build_seed(spec)  # a bad user-data file stops us here, before anything exists
     _require_resources(host, spec, running=existing is not None and existing.guest.is_active)
     with _switch(spec, ovsdb) as db:
+        faultpoint.reached("define:before-ports")
         net = network.prepare(host, spec, uuid, db)
+        faultpoint.reached("define:after-ports")
         try:
             created = _ensure_disks(host, spec)
             try:

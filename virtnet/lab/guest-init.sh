@@ -6,6 +6,7 @@
 # kernel command line has console=tty0). What the guest does is chosen on the kernel command line:
 #   virtnet.ip=ADDR/PREFIX[,ADDR/PREFIX...]  one per virtio NIC: eth0, eth1, ... in order
 #   virtnet.ping=ADDR                        wait (<= ~120 s) until ADDR answers, then ping -c 5
+#   virtnet.pingloop=ADDR                    wait until ADDR answers, then ping it every 0.1 s forever
 #   virtnet.dirty=MIB                        rewrite MIB MiB of memory in a loop (migration tests)
 #   virtnet.iperf=server | client:ADDR:SECONDS
 # This script is PID 1: it must never exit (the kernel would panic), so nothing here uses set -e.
@@ -23,6 +24,7 @@ for w in $CMDLINE; do
         console=tty0) VGA=1 ;;
         virtnet.ip=*) IPS=${w#virtnet.ip=} ;;
         virtnet.ping=*) PING=${w#virtnet.ping=} ;;
+        virtnet.pingloop=*) PINGLOOP=${w#virtnet.pingloop=} ;;
         virtnet.dirty=*) DIRTY=${w#virtnet.dirty=} ;;
         virtnet.iperf=*) IPERF=${w#virtnet.iperf=} ;;
     esac
@@ -117,6 +119,16 @@ run_ping() {
     say "VIRTNET-PING-$ok $PING"
 }
 
+# Every reply is a line with its seq=N: a gap in the numbers is an outage of N x 0.1 s (fault tests).
+run_pingloop() {
+    if ! wait_reachable "$PINGLOOP"; then
+        say "VIRTNET-PINGLOOP-FAIL $PINGLOOP unreachable for 120 s"
+        return
+    fi
+    say "VIRTNET-PINGLOOP-START $PINGLOOP"
+    ping -i 0.1 "$PINGLOOP" 2>&1 | say_lines VIRTNET-PINGLOOP
+}
+
 # client:ADDR:SECONDS; ADDR may be IPv6 (it contains colons), so SECONDS is cut off the end.
 run_iperf_client() {
     rest=${IPERF#client:}
@@ -179,6 +191,8 @@ esac
     [ -z "$PING" ] || run_ping
     case $IPERF in client:*) run_iperf_client ;; esac
 ) &
+
+[ -z "$PINGLOOP" ] || run_pingloop &
 
 [ "${DIRTY:-0}" -gt 0 ] 2>/dev/null && start_dirtying
 

@@ -36,18 +36,7 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
     db = ovs_dir / "conf.db"
     db.unlink(missing_ok=True)
     run(["ovsdb-tool", "create", str(db), str(SCHEMA)])
-    run(
-        [
-            "ovsdb-server",
-            str(db),
-            f"--remote=punix:{db_socket(ovs_dir)}",
-            f"--unixctl={ovs_dir / 'ovsdb-server.ctl'}",
-            f"--pidfile={ovs_dir / 'ovsdb-server.pid'}",
-            f"--log-file={ovs_dir / 'ovsdb-server.log'}",
-            "--detach",
-        ]
-    )
-    ovsdb = wait_for_pidfile(ovs_dir / "ovsdb-server.pid")
+    ovsdb = start_ovsdb_server(ovs_dir)
     vsctl(ovs_dir, "init")
     vsctl(
         ovs_dir,
@@ -61,6 +50,40 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
         f"other_config:dpdk-socket-limit={socket_mem_mib}",
         f'other_config:dpdk-extra="--no-pci --file-prefix={name}"',
     )
+    vswitchd = start_vswitchd(ovs_dir, holder_pid, netns)
+    vsctl(
+        ovs_dir,
+        "--may-exist",
+        "add-br",
+        BRIDGE,
+        "--",
+        "set",
+        "bridge",
+        BRIDGE,
+        "datapath_type=netdev",
+        wait=True,
+    )
+    return ovsdb, vswitchd
+
+
+def start_ovsdb_server(ovs_dir: Path) -> int:
+    """ovsdb-server over the database file as it is (a restart keeps its contents); its PID."""
+    run(
+        [
+            "ovsdb-server",
+            str(ovs_dir / "conf.db"),
+            f"--remote=punix:{db_socket(ovs_dir)}",
+            f"--unixctl={ovs_dir / 'ovsdb-server.ctl'}",
+            f"--pidfile={ovs_dir / 'ovsdb-server.pid'}",
+            f"--log-file={ovs_dir / 'ovsdb-server.log'}",
+            "--detach",
+        ]
+    )
+    return wait_for_pidfile(ovs_dir / "ovsdb-server.pid")
+
+
+def start_vswitchd(ovs_dir: Path, holder_pid: int, netns: str) -> int:
+    """ovs-vswitchd with DPDK in the host's namespaces, once DPDK is initialised; its PID."""
     run(
         [
             *nsenter(holder_pid)[:-1],
@@ -79,19 +102,7 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
     )
     vswitchd = wait_for_pidfile(ovs_dir / "ovs-vswitchd.pid")
     _wait_dpdk_initialized(ovs_dir)
-    vsctl(
-        ovs_dir,
-        "--may-exist",
-        "add-br",
-        BRIDGE,
-        "--",
-        "set",
-        "bridge",
-        BRIDGE,
-        "datapath_type=netdev",
-        wait=True,
-    )
-    return ovsdb, vswitchd
+    return vswitchd
 
 
 def stop(ovs_dir: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from virtnet import network
+from virtnet import faultpoint, network
 from virtnet.errors import (
     DomainNotFound,
     HypervisorError,
@@ -28,6 +28,7 @@ from virtnet.errors import (
     VirtnetError,
 )
 from virtnet.inventory import spec_of_xml
+from virtnet.migration import aftermath
 from virtnet.migration.destination import Relocation, relocated_spec, relocated_xml, relocation
 from virtnet.migration.plan import MigrationRequest, Plan, make_plan
 from virtnet.migration.preflight import Sides, postcopy_unsafe, run_checks
@@ -100,7 +101,16 @@ def migrate(
         dest_remote = _dest_remote(request, dest)
         with _ovs(dest_spec, dest_remote) as dest_db:
             sides = Sides(source, guest, xml, dest, dest_spec, dest_db)
-            outcome = _migrate(sides, request, moves, dry_run=dry_run, watcher=watcher)
+            try:
+                outcome = _migrate(sides, request, moves, dry_run=dry_run, watcher=watcher)
+            except VirtnetError:
+                if not aftermath.cut_off(source, dest):
+                    raise
+                ends = (  # a libvirtd restarted under the job: believe what the hosts show now
+                    aftermath.Side(source.uri, ovsdb or default_remote(), spec),
+                    aftermath.Side(dest.uri, dest_remote or None, dest_spec),
+                )
+                raise aftermath.settle(*ends, guest.name, guest.uuid) from None
     if outcome.report is not None:
         outcome.cleanup_note = _remove_source_ports(spec, guest.uuid, ovsdb or default_remote(), dest_remote)
     return outcome
@@ -201,6 +211,7 @@ def _run_job(
         while worker.is_alive():
             worker.join(POLL_S)
             _steer(job, plan, result, watcher, time.monotonic() - started)
+            faultpoint.reached("migrate:job-running")
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
         watcher.note("interrupted: aborting the migration job")

@@ -1,0 +1,81 @@
+"""What `virtnet doctor` reads from libvirt beyond a domain's XML: pause reasons, jobs, volumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libvirt
+from lxml import etree
+
+from virtnet.virt.errors import libvirt_errors, translate
+from virtnet.virt.guest import Guest
+from virtnet.virt.host import Host
+
+_PAUSE_REASONS = {
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: "migration",
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY: "postcopy",
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: "postcopy-failed",
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: "starting-up",
+    libvirt.VIR_DOMAIN_PAUSED_USER: "user",
+}
+
+
+def pause_reason(guest: Guest) -> str | None:
+    """Why the domain is paused ('migration', 'postcopy-failed', ...), None when it is not paused."""
+    with libvirt_errors(guest.uri):
+        state, reason = guest.domain.state()
+    if state != libvirt.VIR_DOMAIN_PAUSED:
+        return None
+    return _PAUSE_REASONS.get(reason, "other")
+
+
+def has_job(guest: Guest) -> bool:
+    """Whether a job (a migration, on either side) runs on the domain now."""
+    if not guest.is_active:
+        return False  # libvirt refuses to report jobs of a domain that is not running
+    try:
+        return int(guest.domain.jobInfo()[0]) != libvirt.VIR_DOMAIN_JOB_NONE
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return False  # the test driver runs no jobs
+        raise translate(err, guest.uri) from None
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    path: str
+    format: str | None
+    backing: str | None  # the backing file an overlay is made over
+
+
+def volumes(host: Host) -> list[VolumeFile]:
+    """Every volume in the host's active storage pools."""
+    found = []
+    with libvirt_errors(host.uri):
+        pools = host.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+        for pool in pools:
+            for vol in pool.listAllVolumes(0):
+                root = etree.fromstring(vol.XMLDesc(0).encode())
+                fmt = root.find("target/format")
+                found.append(
+                    VolumeFile(
+                        path=str(vol.path()),
+                        format=fmt.get("type") if fmt is not None else None,
+                        backing=root.findtext("backingStore/path"),
+                    )
+                )
+    return sorted(found, key=lambda v: v.path)
+
+
+def disk_paths(xml: str) -> set[str]:
+    """The files a domain's disks use, from its XML."""
+    root = etree.fromstring(xml.encode())
+    return {str(src.get("file")) for src in root.iterfind("devices/disk/source") if src.get("file")}
+
+
+def connection_alive(host: Host) -> bool:
+    """Whether the connection still reaches libvirtd (False after libvirtd restarted under it)."""
+    try:
+        return bool(host.conn.isAlive())
+    except libvirt.libvirtError:
+        return False
