@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperCommand
@@ -115,12 +115,29 @@ def main(
             "unix:/var/run/openvswitch/db.sock)",
         ),
     ] = None,
+    host_name: Annotated[
+        str | None,
+        typer.Option(
+            "-H", "--host", help="a host from the hosts file: its URI and OVSDB remote for -c and --ovsdb"
+        ),
+    ] = None,
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hosts",
+            envvar="VIRTNET_HOSTS",
+            help="the hosts file (default: $XDG_CONFIG_HOME/virtnet/hosts.toml)",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
     ] = False,
 ) -> None:
-    ctx.obj = Targets(connect, ovsdb)
+    ctx.obj = Targets(connect, ovsdb, hosts_file)
+    if host_name is not None:
+        ctx.obj = _named_host(ctx.obj, host_name)
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,28 @@ class Targets:
 
     uri: str | None
     ovsdb: str | None
+    hosts_file: Path | None = None
+
+
+def _named_host(targets: Targets, name: str) -> Targets:
+    """-H NAME: the URI and OVSDB remote (with its TLS files) of that hosts-file entry."""
+    from virtnet.fleet.hostsfile import load_hosts
+    from virtnet.fleet.remote import remember_tls
+
+    if targets.uri is not None or targets.ovsdb is not None:
+        _fail(InputError("-H names a host from the hosts file: give it, or -c/--ovsdb, not both"))
+    try:
+        entry = load_hosts(targets.hosts_file).get(name)
+    except VirtnetError as err:
+        _fail(err)
+    remember_tls(entry)
+    return Targets(entry.uri, entry.ovsdb, targets.hosts_file)
+
+
+def _fail(err: VirtnetError) -> NoReturn:
+    for line in err.report():
+        typer.echo(line, err=True)
+    raise typer.Exit(err.exit_code)
 
 
 def load_spec_file(path: Path) -> VMSpec:
@@ -450,7 +489,13 @@ def undefine(ctx: typer.Context, name: DomainName) -> None:
 def migrate(
     ctx: typer.Context,
     name: DomainName,
-    dest_uri: Annotated[str, typer.Argument(help="destination libvirt URI", show_default=False)],
+    dest_uri: Annotated[
+        str | None, typer.Argument(help="destination libvirt URI (or --to HOST)", show_default=False)
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="a host from the hosts file: its URI, OVSDB, socket dir and link speed"),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -508,8 +553,17 @@ def migrate(
     from virtnet.migration.run import migrate as run_migration
 
     problems: list[InputError] = []
+    if to is not None:
+        from virtnet.fleet.destination import by_name
+
+        dest_uri, dest_ovsdb, dest_socket_dir, link_speed = _collect(
+            problems,
+            lambda: by_name(ctx.obj.hosts_file, to, dest_uri, dest_ovsdb, dest_socket_dir, link_speed),
+        ) or (dest_uri, dest_ovsdb, dest_socket_dir, link_speed)
+    elif dest_uri is None:
+        problems.append(InputError("give the destination: a libvirt URI, or --to HOST from the hosts file"))
     request = MigrationRequest(
-        dest_uri=dest_uri,
+        dest_uri=dest_uri or "",
         policy=_collect(
             problems,
             lambda: _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
@@ -676,6 +730,24 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
         raise InputError(f"{option} {value}: choose one of {', '.join(allowed)}")
     return value
+
+
+@command(name="hosts")
+def hosts_(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds each host has to answer")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The hosts file's hosts at a glance: versions, CPUs, free hugepages per NUMA node, VMs."""
+    from virtnet.fleet.hostsfile import load_hosts
+    from virtnet.fleet.table import hosts_table
+    from virtnet.fleet.view import gather
+
+    rows = gather(list(load_hosts(ctx.obj.hosts_file)), timeout_s=timeout)
+    if as_json:
+        typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        typer.echo(hosts_table(rows), nl=False)
 
 
 @command(name="list")
@@ -1046,6 +1118,10 @@ def lab_up(
         bool,
         typer.Option("--debian", help="also build (or reuse) the Debian guest image, linked under guest/"),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
+    ] = False,
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
     import time
@@ -1053,7 +1129,7 @@ def lab_up(
     from virtnet.lab.lab import Lab
 
     lab = Lab(lab_dir, prefix=prefix, first_address=address)
-    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
+    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls)
     if debian:
         typer.echo(
             "Debian guest image: building it from Debian packages, or reusing the cached one "
@@ -1067,12 +1143,15 @@ def lab_up(
             f"(linked as {lab.guest_dir}/debian-*)",
             err=True,
         )
-    typer.echo(
-        "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
-        "any local user can control its VMs. Bring it down with `virtnet lab down`.",
-        err=True,
-    )
+    if not tls:
+        typer.echo(
+            "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
+            "any local user can control its VMs (`--tls` for certificates). Bring it down with "
+            "`virtnet lab down`.",
+            err=True,
+        )
     _print_lab(lab, state)
+    typer.echo(f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts)")
 
 
 @command("down", group=lab_app)
