@@ -246,6 +246,18 @@ def _print_seed(spec: VMSpec) -> None:
         typer.echo(text, nl=not text.endswith("\n"))
 
 
+def _placed(targets: Targets, spec: VMSpec, choice: str) -> tuple[VMSpec, Targets]:
+    """--host: choose the host, print why (stderr: stdout may be XML), relocate pins and sockets."""
+    from virtnet.fleet.placement import place_from_file, placed_spec
+
+    placement = place_from_file(targets.hosts_file, spec, choice)
+    for verdict in placement.verdicts:
+        _warn(f"placement: {verdict.line()}")
+    chosen = placement.require(spec.name)
+    entry = chosen.entry
+    return placed_spec(spec, chosen), Targets(entry.uri, entry.ovsdb, targets.hosts_file)
+
+
 @command()
 def define(
     ctx: typer.Context,
@@ -254,6 +266,10 @@ def define(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the XML and seed it would define; change nothing")
     ] = False,
+    place_on: Annotated[
+        str | None,
+        typer.Option("--host", help="'auto' (or a name): place it on a host of the hosts file that fits"),
+    ] = None,
 ) -> None:
     """Define (or update) a domain from a spec."""
     from virtnet import manager
@@ -263,6 +279,8 @@ def define(
     problems = [bad for bad in (override_problem(virt_type),) if bad]
     spec = _collect(problems, lambda: load_spec_file(spec_path))
     raise_all(problems)
+    if place_on is not None:
+        spec, ctx.obj = _placed(ctx.obj, spec, place_on)
     if dry_run:
         with _host(ctx) as host:
             plan = manager.plan_define(host, spec, virt_type=virt_type)
@@ -494,7 +512,7 @@ def migrate(
     ] = None,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="a host from the hosts file: its URI, OVSDB, socket dir and link speed"),
+        typer.Option("--to", help="a host of the hosts file (its URI, OVSDB, socket dir, link), or auto"),
     ] = None,
     policy: Annotated[
         str,
@@ -553,13 +571,18 @@ def migrate(
     from virtnet.migration.run import migrate as run_migration
 
     problems: list[InputError] = []
-    if to is not None:
-        from virtnet.fleet.destination import by_name
+    if to is not None and dest_uri is not None:
+        problems.append(InputError(f"--to {to} and the destination URI {dest_uri}: give one of them"))
+    elif to is not None:
+        from virtnet.fleet.destination import resolve
 
-        dest_uri, dest_ovsdb, dest_socket_dir, link_speed = _collect(
-            problems,
-            lambda: by_name(ctx.obj.hosts_file, to, dest_uri, dest_ovsdb, dest_socket_dir, link_speed),
-        ) or (dest_uri, dest_ovsdb, dest_socket_dir, link_speed)
+        found = resolve(ctx.obj.hosts_file, to, ctx.obj.uri, name)
+        for line in found.reasons:
+            _warn(f"placement: {line}")
+        dest_uri, dest_ovsdb = found.uri, dest_ovsdb or found.ovsdb
+        dest_socket_dir = dest_socket_dir or found.socket_dir
+        dest_cpus = dest_cpus or _cpus_text(found.dest_cpus)
+        link_speed = found.link_mib_s or link_speed
     elif dest_uri is None:
         problems.append(InputError("give the destination: a libvirt URI, or --to HOST from the hosts file"))
     request = MigrationRequest(
@@ -717,6 +740,12 @@ def _print_migration_plan(outcome: Outcome) -> None:
     typer.echo("dry run: nothing was changed")
 
 
+def _cpus_text(cpus: frozenset[int] | None) -> str | None:
+    from virtnet.units import format_cpuset
+
+    return format_cpuset(cpus) if cpus else None
+
+
 def _collect(problems: list[InputError], check: Callable[[], Any]) -> Any:
     """The checked value, or None with the problem added to `problems`: options report all at once."""
     try:
@@ -748,6 +777,42 @@ def hosts_(
         typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
         typer.echo(hosts_table(rows), nl=False)
+
+
+@command()
+def evacuate(
+    ctx: typer.Context,
+    host_name: Annotated[
+        str, typer.Argument(help="the host to empty, from the hosts file", show_default=False)
+    ],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="a host to move VMs to (repeat; default: all others)")
+    ] = None,
+    parallel: Annotated[int, typer.Option(min=1, max=16, help="migrations at a time")] = 1,
+    policy: Annotated[str, typer.Option(help="migration policy for each VM (as migrate --policy)")] = "auto",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="place every VM and print the plan; move none")
+    ] = False,
+) -> None:
+    """Live-migrate every running VM off a host, each to a host placement chooses; then a summary."""
+    from virtnet.fleet import evacuate as evacuation
+
+    _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy"))
+    source, moves, dests = evacuation.plan(ctx.obj.hosts_file, host_name, to)
+    if dry_run:
+        for move in moves:
+            typer.echo(f"{move.vm}: {move.why or move.result}")
+        typer.echo(evacuation.summary(evacuation.Evacuation(evacuation.dry_run_moves(moves))), nl=False)
+        typer.echo("# dry run: nothing was moved")
+        return
+
+    def progress(move: evacuation.Move) -> None:
+        typer.echo(f"{move.vm}: {move.result}" + (f" ({move.source} -> {move.dest})" if move.dest else ""))
+
+    done = evacuation.evacuate(source, moves, dests, parallel=parallel, policy=policy, on_done=progress)
+    typer.echo(evacuation.summary(done), nl=False)
+    if any(m.result != "moved" for m in done.moves):
+        raise typer.Exit(1)
 
 
 @command(name="list")

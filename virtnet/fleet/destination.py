@@ -1,7 +1,8 @@
-"""`migrate --to HOST`: the destination's URI, OVSDB remote, socket directory and link from the hosts file."""
+"""`migrate --to HOST|auto`: the destination's URI, OVSDB remote, socket directory, link and pins."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from virtnet.errors import InputError
@@ -9,22 +10,43 @@ from virtnet.fleet.hostsfile import load_hosts
 from virtnet.fleet.remote import remember_tls
 
 
-def by_name(
-    hosts_file: Path | None,
-    name: str,
-    dest_uri: str | None,
-    dest_ovsdb: str | None,
-    dest_socket_dir: Path | None,
-    link_mib_s: float,
-) -> tuple[str, str | None, Path | None, float]:
-    """(URI, OVSDB remote, socket dir, link MiB/s) of host `name`; options given explicitly win."""
-    if dest_uri is not None:
-        raise InputError(f"--to {name} and the destination URI {dest_uri}: give one of them")
-    entry = load_hosts(hosts_file).get(name)
-    remember_tls(entry)
-    return (
+@dataclass
+class Destination:
+    uri: str
+    ovsdb: str
+    socket_dir: Path | None
+    link_mib_s: float | None
+    dest_cpus: frozenset[int] | None = None  # re-planned pins, when the guest's CPUs are taken there
+    reasons: list[str] = field(default_factory=list)  # the placement's, for --to auto
+
+
+def resolve(hosts_file: Path | None, to: str, source_uri: str | None, vm: str) -> Destination:
+    """Host `to` of the hosts file, or with 'auto' the host placement chooses for the VM's spec."""
+    hosts = load_hosts(hosts_file)
+    if to != "auto":
+        entry = hosts.get(to)
+        remember_tls(entry)
+        return Destination(entry.uri, entry.ovsdb, entry.socket_dir, entry.link_mib_s)
+    from virtnet.fleet.placement import TIMEOUT_S, place
+    from virtnet.fleet.view import gather
+    from virtnet.inventory import spec_of
+    from virtnet.virt.host import Host, default_uri
+
+    source_uri = source_uri or default_uri()
+    with Host.open(source_uri) as source:
+        spec = spec_of(source.lookup(vm))
+    if spec is None:
+        raise InputError(f"--to auto: {vm} has no virtnet spec to place it by; name the host with --to HOST")
+    others = [entry for entry in hosts if entry.uri != source_uri]
+    placement = place(spec, gather(others, timeout_s=TIMEOUT_S))
+    chosen = placement.require(vm)
+    remember_tls(chosen.entry)
+    entry = chosen.entry
+    return Destination(
         entry.uri,
-        dest_ovsdb or entry.ovsdb,
-        dest_socket_dir or entry.socket_dir,
-        entry.link_mib_s or link_mib_s,
+        entry.ovsdb,
+        entry.socket_dir,
+        entry.link_mib_s,
+        chosen.dest_cpus if chosen.replanned else None,
+        [verdict.line() for verdict in placement.verdicts],
     )
