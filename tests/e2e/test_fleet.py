@@ -361,6 +361,19 @@ def test_evacuate_moves_both_vms_with_their_ports_and_leaves_the_host_empty(
         assert client.console_log(name).read_text().count("VIRTNET-BOOTED") == 1  # the same boot
     assert virsh(a, "list", "--all", "--name").stdout.split() == []
     assert [p for p in vsctl(a, "list-ports", "br0").stdout.split() if p != "lan0"] == []
+
+    # migrate --to auto: not back to its own host, not to a (short of hugepages): to the third one
+    here = by_name[moved["ev1"]]
+    (there,) = [h for h in (b, c) if h is not here]
+    with free_hugepages_shown_as(a, 3, tmp_path):
+        auto = virtnet(fleet, "-H", here.name, "migrate", "ev1", "--to", "auto", "--policy", "precopy")
+    assert f"placement: {there.name}: chosen;" in auto.stderr
+    assert f"placement: {a.name}: not enough hugepages" in auto.stderr
+    assert here.name not in auto.stderr  # the source is no candidate
+    assert virsh(there, "domstate", "ev1").stdout.strip() == "running"
+    assert "ev1-p0" in vsctl(there, "list-ports", "br0").stdout.split()
+    assert "ev1-p0" not in vsctl(here, "list-ports", "br0").stdout.split()
+    moved["ev1"] = there.name
     for name, dest_name in moved.items():
         virtnet(fleet, "-H", dest_name, "stop", name, "--force")
         virtnet(fleet, "-H", dest_name, "undefine", name)
