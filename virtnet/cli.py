@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperCommand
@@ -119,12 +119,29 @@ def main(
             "unix:/var/run/openvswitch/db.sock)",
         ),
     ] = None,
+    host_name: Annotated[
+        str | None,
+        typer.Option(
+            "-H", "--host", help="a host from the hosts file: its URI and OVSDB remote for -c and --ovsdb"
+        ),
+    ] = None,
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hosts",
+            envvar="VIRTNET_HOSTS",
+            help="the hosts file (default: $XDG_CONFIG_HOME/virtnet/hosts.toml)",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
     ] = False,
 ) -> None:
-    ctx.obj = Targets(connect, ovsdb)
+    ctx.obj = Targets(connect, ovsdb, hosts_file)
+    if host_name is not None:
+        ctx.obj = _named_host(ctx.obj, host_name)
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,28 @@ class Targets:
 
     uri: str | None
     ovsdb: str | None
+    hosts_file: Path | None = None
+
+
+def _named_host(targets: Targets, name: str) -> Targets:
+    """-H NAME: the URI and OVSDB remote (with its TLS files) of that hosts-file entry."""
+    from virtnet.fleet.hostsfile import load_hosts
+    from virtnet.fleet.remote import remember_tls
+
+    if targets.uri is not None or targets.ovsdb is not None:
+        _fail(InputError("-H names a host from the hosts file: give it, or -c/--ovsdb, not both"))
+    try:
+        entry = load_hosts(targets.hosts_file).get(name)
+    except VirtnetError as err:
+        _fail(err)
+    remember_tls(entry)
+    return Targets(entry.uri, entry.ovsdb, targets.hosts_file)
+
+
+def _fail(err: VirtnetError) -> NoReturn:
+    for line in err.report():
+        typer.echo(line, err=True)
+    raise typer.Exit(err.exit_code)
 
 
 def load_spec_file(path: Path) -> VMSpec:
@@ -211,6 +250,18 @@ def _print_seed(spec: VMSpec) -> None:
         typer.echo(text, nl=not text.endswith("\n"))
 
 
+def _placed(targets: Targets, spec: VMSpec, choice: str) -> tuple[VMSpec, Targets]:
+    """--host: choose the host, print why (stderr: stdout may be XML), relocate pins and sockets."""
+    from virtnet.fleet.placement import place_from_file, placed_spec
+
+    placement = place_from_file(targets.hosts_file, spec, choice)
+    for verdict in placement.verdicts:
+        _warn(f"placement: {verdict.line()}")
+    chosen = placement.require(spec.name)
+    entry = chosen.entry
+    return placed_spec(spec, chosen), Targets(entry.uri, entry.ovsdb, targets.hosts_file)
+
+
 @command()
 def define(
     ctx: typer.Context,
@@ -220,6 +271,10 @@ def define(
         bool, typer.Option("--dry-run", help="print the XML and seed it would define; change nothing")
     ] = False,
     wait_lock: WaitLockOption = False,
+    place_on: Annotated[
+        str | None,
+        typer.Option("--host", help="'auto' (or a name): place it on a host of the hosts file that fits"),
+    ] = None,
 ) -> None:
     """Define (or update) a domain from a spec."""
     from virtnet import manager, vmlock
@@ -229,6 +284,8 @@ def define(
     problems = [bad for bad in (override_problem(virt_type),) if bad]
     spec = _collect(problems, lambda: load_spec_file(spec_path))
     raise_all(problems)
+    if place_on is not None:
+        spec, ctx.obj = _placed(ctx.obj, spec, place_on)
     if dry_run:
         with _host(ctx) as host:
             plan = manager.plan_define(host, spec, virt_type=virt_type)
@@ -455,7 +512,13 @@ def undefine(ctx: typer.Context, name: DomainName) -> None:
 def migrate(
     ctx: typer.Context,
     name: DomainName,
-    dest_uri: Annotated[str, typer.Argument(help="destination libvirt URI", show_default=False)],
+    dest_uri: Annotated[
+        str | None, typer.Argument(help="destination libvirt URI (or --to HOST)", show_default=False)
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="a host of the hosts file (its URI, OVSDB, socket dir, link), or auto"),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -515,8 +578,22 @@ def migrate(
     from virtnet.migration.run import migrate as run_migration
 
     problems: list[InputError] = []
+    if to is not None and dest_uri is not None:
+        problems.append(InputError(f"--to {to} and the destination URI {dest_uri}: give one of them"))
+    elif to is not None:
+        from virtnet.fleet.destination import resolve
+
+        found = resolve(ctx.obj.hosts_file, to, ctx.obj.uri, name)
+        for line in found.reasons:
+            _warn(f"placement: {line}")
+        dest_uri, dest_ovsdb = found.uri, dest_ovsdb or found.ovsdb
+        dest_socket_dir = dest_socket_dir or found.socket_dir
+        dest_cpus = dest_cpus or _cpus_text(found.dest_cpus)
+        link_speed = found.link_mib_s or link_speed
+    elif dest_uri is None:
+        problems.append(InputError("give the destination: a libvirt URI, or --to HOST from the hosts file"))
     request = MigrationRequest(
-        dest_uri=dest_uri,
+        dest_uri=dest_uri or "",
         policy=_collect(
             problems,
             lambda: _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
@@ -671,6 +748,12 @@ def _print_migration_plan(outcome: Outcome) -> None:
     typer.echo("dry run: nothing was changed")
 
 
+def _cpus_text(cpus: frozenset[int] | None) -> str | None:
+    from virtnet.units import format_cpuset
+
+    return format_cpuset(cpus) if cpus else None
+
+
 def _collect(problems: list[InputError], check: Callable[[], Any]) -> Any:
     """The checked value, or None with the problem added to `problems`: options report all at once."""
     try:
@@ -684,6 +767,60 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
     if value not in allowed:
         raise InputError(f"{option} {value}: choose one of {', '.join(allowed)}")
     return value
+
+
+@command(name="hosts")
+def hosts_(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds each host has to answer")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The hosts file's hosts at a glance: versions, CPUs, free hugepages per NUMA node, VMs."""
+    from virtnet.fleet.hostsfile import load_hosts
+    from virtnet.fleet.table import hosts_table
+    from virtnet.fleet.view import gather
+
+    rows = gather(list(load_hosts(ctx.obj.hosts_file)), timeout_s=timeout)
+    if as_json:
+        typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        typer.echo(hosts_table(rows), nl=False)
+
+
+@command()
+def evacuate(
+    ctx: typer.Context,
+    host_name: Annotated[
+        str, typer.Argument(help="the host to empty, from the hosts file", show_default=False)
+    ],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="a host to move VMs to (repeat; default: all others)")
+    ] = None,
+    parallel: Annotated[int, typer.Option(min=1, max=16, help="migrations at a time")] = 1,
+    policy: Annotated[str, typer.Option(help="migration policy for each VM (as migrate --policy)")] = "auto",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="place every VM and print the plan; move none")
+    ] = False,
+) -> None:
+    """Live-migrate every running VM off a host, each to a host placement chooses; then a summary."""
+    from virtnet.fleet import evacuate as evacuation
+
+    _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy"))
+    source, moves, dests = evacuation.plan(ctx.obj.hosts_file, host_name, to)
+    if dry_run:
+        for move in moves:
+            typer.echo(f"{move.vm}: {move.why or move.result}")
+        typer.echo(evacuation.summary(evacuation.Evacuation(evacuation.dry_run_moves(moves))), nl=False)
+        typer.echo("# dry run: nothing was moved")
+        return
+
+    def progress(move: evacuation.Move) -> None:
+        typer.echo(f"{move.vm}: {move.result}" + (f" ({move.source} -> {move.dest})" if move.dest else ""))
+
+    done = evacuation.evacuate(source, moves, dests, parallel=parallel, policy=policy, on_done=progress)
+    typer.echo(evacuation.summary(done), nl=False)
+    if any(m.result != "moved" for m in done.moves):
+        raise typer.Exit(1)
 
 
 @command(name="list")
@@ -1087,6 +1224,10 @@ def lab_up(
         bool,
         typer.Option("--debian", help="also build (or reuse) the Debian guest image, linked under guest/"),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
+    ] = False,
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
     import time
@@ -1094,7 +1235,7 @@ def lab_up(
     from virtnet.lab.lab import Lab
 
     lab = Lab(lab_dir, prefix=prefix, first_address=address)
-    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib)
+    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls)
     if debian:
         typer.echo(
             "Debian guest image: building it from Debian packages, or reusing the cached one "
@@ -1108,12 +1249,15 @@ def lab_up(
             f"(linked as {lab.guest_dir}/debian-*)",
             err=True,
         )
-    typer.echo(
-        "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
-        "any local user can control its VMs. Bring it down with `virtnet lab down`.",
-        err=True,
-    )
+    if not tls:
+        typer.echo(
+            "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
+            "any local user can control its VMs (`--tls` for certificates). Bring it down with "
+            "`virtnet lab down`.",
+            err=True,
+        )
     _print_lab(lab, state)
+    typer.echo(f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts)")
 
 
 @command("down", group=lab_app)

@@ -14,6 +14,7 @@ from virtnet.hostcheck.daemon import daemon_pid
 from virtnet.hostcheck.finding import Finding, Status
 from virtnet.hostcheck.machine import Machine, can_open_rw
 from virtnet.hostcheck.resources import resource_findings
+from virtnet.hostcheck.transport import transport_findings
 from virtnet.socketdir import QemuOwner
 from virtnet.units import format_cpuset, format_size
 from virtnet.virt import kvm_probe
@@ -39,6 +40,7 @@ def host_report(uri: str | None, machine: Machine, ovsdb: str, spec: VMSpec | No
     try:
         if host is not None:
             findings = _section("libvirt", lambda: libvirt_findings(host))
+            findings += transport_findings(uri)
         if is_local_uri(uri):
             # hugetlbfs mounts as libvirtd sees them: it may live in a mount namespace of its own.
             machine = Machine(machine.root, mounts_of=daemon_pid(uri, machine.path("/proc")))

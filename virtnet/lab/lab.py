@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from virtnet.errors import InputError, LabError
-from virtnet.lab import hugepages, lan, libvirtd, namespace, switch
+from virtnet.lab import hugepages, lan, libvirtd, namespace, pki, switch
 from virtnet.lab.guest_image import build_guest_image
+from virtnet.lab.hostsfile import write_hosts_file
+from virtnet.lab.pki import HostFiles
 from virtnet.lab.process import alive, read_pid, run, stop_pid
 from virtnet.virt import kvm_probe
 
@@ -38,10 +40,28 @@ class LabHost:
     holder_pid: int | None = None
     # br0's addresses on the lab's LAN (lan.py), in the host's namespace: ['10.78.2.1/24', '10.79.2.1/24']
     lan_addresses: list[str] = field(default_factory=list)
+    # With TLS: the lab's PKI directory (pki.py); empty for the plain-TCP lab.
+    pki: str = ""
 
     @property
     def uri(self) -> str:
+        if self.pki:
+            return f"qemu+tls://{self.address}/system?pkipath={self.client_pki}"
         return f"qemu+tcp://{self.address}/system"
+
+    @property
+    def client_pki(self) -> Path:
+        """The user's certificate, key and the lab's CA, as libvirt's ?pkipath= wants them."""
+        return Path(self.pki) / "client"
+
+    @property
+    def tls_files(self) -> HostFiles | None:
+        return HostFiles(Path(self.pki) / self.name) if self.pki else None
+
+    @property
+    def ovsdb_tls_remote(self) -> str | None:
+        """ovsdb-server's ssl: remote, for clients on other hosts (the lab's own tools use the socket)."""
+        return f"ssl:{self.address}:{switch.OVSDB_TLS_PORT}" if self.pki else None
 
     @property
     def local_uri(self) -> str:
@@ -114,8 +134,22 @@ class Lab:
         hosts = [LabHost(**_known(LabHost, host)) for host in data.pop("hosts")]
         return LabState(hosts=hosts, **_known(LabState, data))
 
-    def up(self, *, hosts: int = 1, hugepages_mib: int = 1024) -> LabState:
-        """Start `hosts` lab hosts and reserve hugepages for their switches and guests."""
+    @property
+    def pki_dir(self) -> Path:
+        return self.base / "pki"
+
+    @property
+    def hosts_file(self) -> Path:
+        """A hosts file naming the lab's hosts (fleet/hostsfile.py), written by `up`."""
+        return self.base / "hosts.toml"
+
+    def up(self, *, hosts: int = 1, hugepages_mib: int = 1024, tls: bool = False) -> LabState:
+        """Start `hosts` lab hosts and reserve hugepages for their switches and guests.
+
+        With `tls`, a throwaway CA certifies every host, libvirtd listens for TLS only, migration
+        streams and OVSDB's ssl: remotes use the same certificates; without, plain TCP with no
+        authentication (the explicit opt-in the lab's older tests use).
+        """
         if not 1 <= hosts <= 8:
             raise LabError(f"--hosts {hosts}: use 1 to 8 hosts")
         existing = self.load()
@@ -130,10 +164,12 @@ class Lab:
             pages = (hosts * DPDK_SOCKET_MEM_MIB + hugepages_mib) // hugepages.PAGE_MIB
             state.hugepages_added = hugepages.reserve(pages)
             self._save(state)
+            authority = self._create_pki() if tls else None
             for index in range(hosts):
-                self._start_host(state, index)
+                self._start_host(state, index, authority)
             self._wire_lan(state)
             self._provide_guest(state)
+            write_hosts_file(self.hosts_file, state.hosts)
         except BaseException:
             self.down()
             raise
@@ -149,6 +185,8 @@ class Lab:
         if state.lan_bridge:
             lan.delete_bridge(state.lan_bridge)
         hugepages.release(state.hugepages_added)
+        shutil.rmtree(self.pki_dir, ignore_errors=True)
+        self.hosts_file.unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
 
     def health(self, state: LabState) -> list[HostHealth]:
@@ -161,7 +199,14 @@ class Lab:
             for host in state.hosts
         ]
 
-    def _start_host(self, state: LabState, index: int) -> LabHost:
+    def _create_pki(self) -> pki.Authority:
+        shutil.rmtree(self.pki_dir, ignore_errors=True)
+        self.pki_dir.mkdir(mode=0o700, parents=True)
+        authority = pki.create_authority(f"virtnet lab CA ({self.prefix})")
+        pki.write_client(authority, self.pki_dir / "client")
+        return authority
+
+    def _start_host(self, state: LabState, index: int, authority: pki.Authority | None = None) -> LabHost:
         name = f"{self.prefix}{index}"
         host_dir = self.base / name
         host = LabHost(
@@ -170,20 +215,31 @@ class Lab:
             address=str(self.first_address + index),
             dir=str(host_dir),
             netns=name,
+            pki=str(self.pki_dir) if authority else "",
         )
+        if authority is not None:
+            pki.write_host(authority, self.pki_dir / name, name, [host.address])
         state.hosts.append(host)
         self._save(state)
         shutil.rmtree(host_dir, ignore_errors=True)
         host_dir.mkdir(parents=True)
         host.vhost_dir.mkdir(mode=0o750)
         port = 49152 + 64 * index
-        libvirtd.prepare(host_dir, host.address, (port, port + 63), self.capcache)
+        libvirtd.prepare(host_dir, host.address, (port, port + 63), self.capcache, tls=host.tls_files)
         run(["ip", "netns", "add", host.netns])
         run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
         host.holder_pid = namespace.create(host_dir, hostname=name)
         self._save(state)
         libvirtd.start(host_dir, host.holder_pid, host.uri)
-        switch.start(host.ovs_dir, host.holder_pid, host.netns, name=name, socket_mem_mib=DPDK_SOCKET_MEM_MIB)
+        tls_files = host.tls_files
+        switch.start(
+            host.ovs_dir,
+            host.holder_pid,
+            host.netns,
+            name=name,
+            socket_mem_mib=DPDK_SOCKET_MEM_MIB,
+            tls=(host.address, tls_files) if tls_files else None,
+        )
         return host
 
     def _wire_lan(self, state: LabState) -> None:

@@ -1,7 +1,8 @@
 """virtlogd + libvirtd for one lab host, inside its namespace, listening on its own loopback address.
 
-LAB ONLY: libvirtd listens on TCP without authentication. The address is on loopback, so only this
-machine can reach it, but every local user can: never run this on a shared machine.
+LAB ONLY with TCP (the default): libvirtd listens on TCP without authentication. The address is on
+loopback, so only this machine can reach it, but every local user can: never run this on a shared
+machine. With TLS (`lab up --tls`) only clients with a certificate of the lab's CA get in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from virtnet.errors import ConnectionFailed, LabError, VirtnetError
 from virtnet.lab.namespace import PRIVATE_DIRS, nsenter, path_inside
+from virtnet.lab.pki import HostFiles
 from virtnet.lab.process import alive, cmdline, read_pid, run, stop_pid, wait_for_pidfile
 from virtnet.virt.host import Host
 
@@ -24,8 +26,19 @@ def socket_dir(host_dir: Path) -> Path:
     return host_dir / "sock"
 
 
-def prepare(host_dir: Path, address: str, migration_ports: tuple[int, int], capcache: Path) -> None:
-    """Write the host's private /etc/libvirt copy and make its state directories."""
+def prepare(
+    host_dir: Path,
+    address: str,
+    migration_ports: tuple[int, int],
+    capcache: Path,
+    *,
+    tls: HostFiles | None = None,
+) -> None:
+    """Write the host's private /etc/libvirt copy and make its state directories.
+
+    With `tls`, libvirtd listens for TLS only (clients must show a certificate of the lab's CA) and
+    QEMU encrypts migration streams with the same files; without, plain TCP with no authentication.
+    """
     for sub in PRIVATE_DIRS.values():
         (host_dir / sub).mkdir(parents=True, exist_ok=True)
     socket_dir(host_dir).mkdir(mode=0o700, exist_ok=True)
@@ -35,10 +48,19 @@ def prepare(host_dir: Path, address: str, migration_ports: tuple[int, int], capc
     for autostart in (etc / "qemu" / "networks" / "autostart").glob("*"):
         autostart.unlink()  # no 'default' network: it would want a bridge and dnsmasq
     with (etc / "libvirtd.conf").open("a") as conf:
+        if tls is None:
+            conf.write(
+                "\n# ---- virtnet lab (LAB ONLY: unauthenticated TCP on loopback) ----\n"
+                'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\n'
+            )
+        else:
+            conf.write(
+                "\n# ---- virtnet lab: TLS with the lab's CA; the client certificate is the credential ----\n"
+                "listen_tls = 1\nlisten_tcp = 0\n"
+                f'key_file = "{tls.key}"\ncert_file = "{tls.cert}"\nca_file = "{tls.ca}"\n'
+            )
         conf.write(
-            "\n# ---- virtnet lab (LAB ONLY: unauthenticated TCP on loopback) ----\n"
-            "listen_tls = 0\nlisten_tcp = 1\n"
-            f'listen_addr = "{address}"\nauth_tcp = "none"\n'
+            f'listen_addr = "{address}"\n'
             # The unix socket outside the namespace's private /run/libvirt: local clients (virt-manager
             # shows a loopback console only over a URI without transport) can reach it by path.
             f'unix_sock_dir = "{socket_dir(host_dir)}"\n'
@@ -57,6 +79,9 @@ def prepare(host_dir: Path, address: str, migration_ports: tuple[int, int], capc
             f'migration_address = "{address}"\nmigration_host = "{address}"\n'
             f"migration_port_min = {migration_ports[0]}\nmigration_port_max = {migration_ports[1]}\n"
         )
+        if tls is not None:
+            # VIR_MIGRATE_TLS: QEMU's migration stream over TLS, checked against the lab's CA.
+            conf.write(f'migrate_tls_x509_cert_dir = "{tls.qemu}"\nmigrate_tls_x509_verify = 1\n')
     if capcache.is_dir():
         target = host_dir / "cache" / "qemu" / "capabilities"
         shutil.rmtree(target, ignore_errors=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from virtnet.errors import LabError
 from virtnet.lab.namespace import nsenter
+from virtnet.lab.pki import HostFiles
 from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
@@ -30,13 +31,28 @@ def vsctl(ovs_dir: Path, *args: str, wait: bool = False) -> str:
     return run(["ovs-vsctl", f"--db=unix:{db_socket(ovs_dir)}", *flags, *args], timeout=30)
 
 
-def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_mib: int) -> tuple[int, int]:
-    """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs."""
+OVSDB_TLS_PORT = 6640
+
+
+def start(
+    ovs_dir: Path,
+    holder_pid: int,
+    netns: str,
+    *,
+    name: str,
+    socket_mem_mib: int,
+    tls: tuple[str, HostFiles] | None = None,
+) -> tuple[int, int]:
+    """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs.
+
+    With `tls` (address, files), ovsdb-server also listens on ssl:ADDRESS:6640 for clients with a
+    certificate of the lab's CA; the unix socket stays for ovs-vswitchd and the lab's ovs-vsctl.
+    """
     ovs_dir.mkdir(parents=True, exist_ok=True)
     db = ovs_dir / "conf.db"
     db.unlink(missing_ok=True)
     run(["ovsdb-tool", "create", str(db), str(SCHEMA)])
-    ovsdb = start_ovsdb_server(ovs_dir)
+    ovsdb = start_ovsdb_server(ovs_dir, tls)
     vsctl(ovs_dir, "init")
     vsctl(
         ovs_dir,
@@ -66,13 +82,14 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
     return ovsdb, vswitchd
 
 
-def start_ovsdb_server(ovs_dir: Path) -> int:
+def start_ovsdb_server(ovs_dir: Path, tls: tuple[str, HostFiles] | None = None) -> int:
     """ovsdb-server over the database file as it is (a restart keeps its contents); its PID."""
     run(
         [
             "ovsdb-server",
             str(ovs_dir / "conf.db"),
             f"--remote=punix:{db_socket(ovs_dir)}",
+            *_tls_options(tls),
             f"--unixctl={ovs_dir / 'ovsdb-server.ctl'}",
             f"--pidfile={ovs_dir / 'ovsdb-server.pid'}",
             f"--log-file={ovs_dir / 'ovsdb-server.log'}",
@@ -103,6 +120,18 @@ def start_vswitchd(ovs_dir: Path, holder_pid: int, netns: str) -> int:
     vswitchd = wait_for_pidfile(ovs_dir / "ovs-vswitchd.pid")
     _wait_dpdk_initialized(ovs_dir)
     return vswitchd
+
+
+def _tls_options(tls: tuple[str, HostFiles] | None) -> list[str]:
+    if tls is None:
+        return []
+    address, files = tls
+    return [
+        f"--remote=pssl:{OVSDB_TLS_PORT}:{address}",
+        f"--private-key={files.key}",
+        f"--certificate={files.cert}",
+        f"--ca-cert={files.ca}",
+    ]
 
 
 def stop(ovs_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from virtnet.errors import InputError, raise_all
 from virtnet.migration import policy
@@ -110,6 +111,8 @@ def make_plan(
         max_downtime_ms=request.max_downtime_ms,
         copy_storage=request.copy_storage,
         unsafe=request.unsafe,
+        # Hosts that talk TLS to each other carry the guest's memory over TLS too.
+        tls=urlsplit(request.dest_uri).scheme.endswith("+tls"),
     )
     return Plan(
         choice=choice,

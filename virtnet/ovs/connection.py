@@ -18,7 +18,7 @@ import ovs.poller
 import ovs.stream
 
 from virtnet.errors import OvsdbUnreachable
-from virtnet.ovs import fastjson
+from virtnet.ovs import credentials, fastjson
 
 fastjson.install()
 
@@ -66,6 +66,7 @@ class Ovsdb:
     def __init__(self, remote: str, *, timeout_s: float = TIMEOUT_S) -> None:
         self.remote = remote
         self.timeout_s = timeout_s
+        _use_tls(remote)
         helper = ovs.db.idl.SchemaHelper(schema_json=_fetch_schema(remote, timeout_s))
         for table, columns in COLUMNS.items():
             helper.register_columns(table, columns)
@@ -123,6 +124,21 @@ class Ovsdb:
             and self.idl.state == self.idl.IDL_S_MONITORING
             and self.idl.tables["Open_vSwitch"].rows
         )
+
+
+def _use_tls(remote: str) -> None:
+    """Give python-ovs the files for an ssl: remote (it keeps one set per process)."""
+    if not remote.startswith("ssl:"):
+        return
+    tls = credentials.for_remote(remote)
+    if tls is None:
+        raise OvsdbUnreachable(
+            f"ovsdb-server at {remote} speaks TLS, and no key, certificate and CA are given for it; "
+            "name the host with -H and give its entry an ovsdb_tls table in the hosts file"
+        )
+    ovs.stream.Stream.ssl_set_private_key_file(str(tls.key))
+    ovs.stream.Stream.ssl_set_certificate_file(str(tls.cert))
+    ovs.stream.Stream.ssl_set_ca_cert_file(str(tls.ca))
 
 
 def _fetch_schema(remote: str, timeout_s: float) -> dict[str, Any]:

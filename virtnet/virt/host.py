@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from virtnet import socketdir
 
 DEFAULT_URI = "qemu:///system"
+TLS_FIX = (
+    "the certificates do not match: the client's CA (cacert.pem in the URI's pkipath, else "
+    "/etc/pki/CA/cacert.pem) must have signed the server's certificate and the server's CA the client's"
+)
 
 
 def default_uri() -> str:
@@ -50,6 +54,8 @@ class Host:
             conn = libvirt.open(uri)
         except libvirt.libvirtError as err:
             failure = translate(err, uri)
+            if "certificate" in (err.get_error_message() or "").lower():
+                fix = TLS_FIX  # libvirtd answered: starting it is not the fix
             raise ConnectionFailed(
                 f"cannot connect to libvirt at {uri}: {err.get_error_message()}; {fix}",
                 code=failure.code,

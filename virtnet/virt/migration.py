@@ -26,6 +26,8 @@ running while its memory is copied. The table below is what each option turns in
 | --copy-storage      | VIR_MIGRATE_NON_SHARED_DISK (copies the disks over NBD)              |
 | --unsafe            | VIR_MIGRATE_UNSAFE: the user vouches that both hosts see the disks   |
 |                     | (libvirt cannot tell for a local filesystem, e.g. the lab's hosts)   |
+| a qemu+tls:// dest  | VIR_MIGRATE_TLS: QEMU's migration stream over TLS too (the hosts'    |
+|                     | migrate_tls_x509_cert_dir), not only libvirt's control connection    |
 | destination XML     | VIR_MIGRATE_PARAM_DEST_XML (live), VIR_MIGRATE_PARAM_PERSIST_XML     |
 |                     | (the definition kept on the destination)                             |
 """
@@ -60,6 +62,7 @@ class MigrationOptions:
     max_downtime_ms: int | None = None
     copy_storage: bool = False
     unsafe: bool = False
+    tls: bool = False
 
     def flag_names(self) -> list[str]:
         """The VIR_MIGRATE_* flags these options set, for --dry-run and the report."""
@@ -86,6 +89,8 @@ class MigrationOptions:
             flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
         if self.unsafe:
             flags |= libvirt.VIR_MIGRATE_UNSAFE
+        if self.tls:
+            flags |= libvirt.VIR_MIGRATE_TLS
         return flags
 
     def params(self, *, dest_xml: str | None = None, persist_xml: str | None = None) -> dict[str, Any]:
@@ -119,6 +124,7 @@ _FLAG_VALUES = {
         "COMPRESSED",
         "NON_SHARED_DISK",
         "UNSAFE",
+        "TLS",
     )
 }
 

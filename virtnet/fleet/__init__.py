@@ -1,0 +1,1 @@
+"""Many hosts: the hosts file, the fleet view, placement and evacuation."""

@@ -1,0 +1,26 @@
+"""The key, certificate and CA an OVSDB `ssl:` remote is reached with (no ovs import: the CLI's
+global options record them before any command decides whether it needs OVS at all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class OvsdbTls:
+    key: Path
+    cert: Path
+    ca: Path
+
+
+_BY_REMOTE: dict[str, OvsdbTls] = {}
+
+
+def remember(remote: str, tls: OvsdbTls) -> None:
+    """Use these files whenever `remote` is opened in this process."""
+    _BY_REMOTE[remote] = tls
+
+
+def for_remote(remote: str) -> OvsdbTls | None:
+    return _BY_REMOTE.get(remote)
