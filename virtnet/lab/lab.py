@@ -73,6 +73,7 @@ class LabState:
     # The Linux bridge on this machine that wires the hosts' br0 together (lan.py), and its address.
     lan_bridge: str = ""
     lan_addresses: list[str] = field(default_factory=list)
+    postcopy: bool = False  # the switches started with other_config:vhost-postcopy-support=true
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,11 @@ class Lab:
         hosts = [LabHost(**_known(LabHost, host)) for host in data.pop("hosts")]
         return LabState(hosts=hosts, **_known(LabState, data))
 
-    def up(self, *, hosts: int = 1, hugepages_mib: int = 1024) -> LabState:
-        """Start `hosts` lab hosts and reserve hugepages for their switches and guests."""
+    def up(self, *, hosts: int = 1, hugepages_mib: int = 1024, postcopy: bool = False) -> LabState:
+        """Start `hosts` lab hosts and reserve hugepages for their switches and guests.
+
+        `postcopy`: their switches start with vhost-user post-copy support (see switch.start).
+        """
         if not 1 <= hosts <= 8:
             raise LabError(f"--hosts {hosts}: use 1 to 8 hosts")
         existing = self.load()
@@ -124,7 +128,7 @@ class Lab:
                 raise LabError(f"the lab in {self.base} is already up; `virtnet lab down` first")
             self.down()  # a crashed lab: clear what is left before starting again
         self.base.mkdir(parents=True, exist_ok=True)
-        state = LabState(prefix=self.prefix)
+        state = LabState(prefix=self.prefix, postcopy=postcopy)
         self._save(state)
         try:
             pages = (hosts * DPDK_SOCKET_MEM_MIB + hugepages_mib) // hugepages.PAGE_MIB
@@ -183,7 +187,14 @@ class Lab:
         host.holder_pid = namespace.create(host_dir, hostname=name)
         self._save(state)
         libvirtd.start(host_dir, host.holder_pid, host.uri)
-        switch.start(host.ovs_dir, host.holder_pid, host.netns, name=name, socket_mem_mib=DPDK_SOCKET_MEM_MIB)
+        switch.start(
+            host.ovs_dir,
+            host.holder_pid,
+            host.netns,
+            name=name,
+            socket_mem_mib=DPDK_SOCKET_MEM_MIB,
+            postcopy=state.postcopy,
+        )
         return host
 
     def _wire_lan(self, state: LabState) -> None:

@@ -18,6 +18,7 @@ from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSWITCHD = Path("/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk")
 BRIDGE = "br0"
+POSTCOPY_KEY = "vhost-postcopy-support"
 
 
 def db_socket(ovs_dir: Path) -> Path:
@@ -30,8 +31,14 @@ def vsctl(ovs_dir: Path, *args: str, wait: bool = False) -> str:
     return run(["ovs-vsctl", f"--db=unix:{db_socket(ovs_dir)}", *flags, *args], timeout=30)
 
 
-def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_mib: int) -> tuple[int, int]:
-    """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs."""
+def start(
+    ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_mib: int, postcopy: bool = False
+) -> tuple[int, int]:
+    """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs.
+
+    `postcopy` sets other_config:vhost-postcopy-support=true before ovs-vswitchd starts: OVS reads
+    it once, when it initialises DPDK, and a guest with vhost-user NICs may then move with post-copy.
+    """
     ovs_dir.mkdir(parents=True, exist_ok=True)
     db = ovs_dir / "conf.db"
     db.unlink(missing_ok=True)
@@ -60,6 +67,7 @@ def start(ovs_dir: Path, holder_pid: int, netns: str, *, name: str, socket_mem_m
         # limit the switch would take the guests' hugepages.
         f"other_config:dpdk-socket-limit={socket_mem_mib}",
         f'other_config:dpdk-extra="--no-pci --file-prefix={name}"',
+        *([f"other_config:{POSTCOPY_KEY}=true"] if postcopy else []),
     )
     run(
         [
