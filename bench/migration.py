@@ -33,7 +33,7 @@ within 1.2x of the best set's total, downtime <= 100 ms) are marked met or misse
 
 Needs root. Under TCG on two cores one round takes about 10 minutes; from the repository root:
 
-    .venv/bin/python bench/migration.py [--runs 1] [--bandwidth MiB/s] [--virsh-patience 30]
+    .venv/bin/python bench/migration.py [--runs 1] [--bandwidth MiB/s] [--virsh-patience 40]
         [--workloads idle,below,above] [--prefix vnbench --address 127.0.0.50]
 """
 
@@ -414,7 +414,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def boot(hosts: Sequence[LabHost], spec: Path, log: Path, dirties: bool) -> Console:
     run(virtnet_cli(hosts[0].uri, "define", str(spec)))
     run(virtnet_cli(hosts[0].uri, "start", spec.stem))
-    ready = (lambda c: c.passes >= 3) if dirties else (lambda c: c.tick >= 2)
+    ready = (lambda c: c.passes >= 2) if dirties else (lambda c: c.tick >= 2)
     return wait_console(log, ready, f"{spec.stem}: booted (and dirtying)", BOOT_TIMEOUT_S)
 
 
@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bandwidth", type=int, help="MiB/s cap for every tool (default: from the busy guest)"
     )
     parser.add_argument(
-        "--virsh-patience", type=float, default=30.0, help="seconds before virsh's job is aborted"
+        "--virsh-patience", type=float, default=40.0, help="seconds before virsh's job is aborted"
     )
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="idle,below,above or a subset")
     parser.add_argument("--prefix", default="vnbench", help="the lab's name prefix")

@@ -236,8 +236,12 @@ class LabClient:
             time.sleep(1.0)  # virsh connects the stream before it reads what is typed
             os.write(master, line.encode() + b"\r")
             time.sleep(1.0)
-            virsh.terminate()
-            virsh.wait(10)
+            os.write(master, b"\x1d")  # Ctrl-]: virsh console leaves (it ignores SIGTERM in raw mode)
+            try:
+                virsh.wait(10)
+            except subprocess.TimeoutExpired:
+                virsh.kill()
+                virsh.wait(10)
         finally:
             os.close(master)
             os.close(slave)
