@@ -16,6 +16,7 @@ from test_cli import virtnet
 
 from virtnet.domxml import HostChoices, render_domain
 from virtnet.errors import InputError
+from virtnet.migration import disks
 from virtnet.migration import plan as plan_module
 from virtnet.migration.destination import relocated_spec, relocated_xml, relocation
 from virtnet.migration.plan import MigrationRequest, make_plan
@@ -389,3 +390,13 @@ def test_the_report_lists_each_escalation_and_keeps_them_in_the_metadata() -> No
     assert "allowed downtime at the end: 750 ms" in text
     assert MigrationReport.from_xml(stepped.to_xml()) == stepped
     assert "steering: no step: the passes kept shrinking" in report().lines()
+
+
+def test_copy_storage_copies_the_writable_file_disks_only() -> None:
+    xml = """<domain type='qemu'><name>d</name><devices>
+      <disk type='file' device='disk'><source file='/images/root.qcow2'/><target dev='vda'/></disk>
+      <disk type='file' device='disk'><source file='/images/ro.raw'/><readonly/><target dev='vdb'/></disk>
+      <disk type='file' device='cdrom'><source file='/images/seed.iso'/><target dev='sda'/></disk>
+      <disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vdc'/></disk>
+    </devices></domain>"""
+    assert disks.writable_disks(xml) == ["/images/root.qcow2"]
