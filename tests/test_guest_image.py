@@ -58,6 +58,12 @@ def test_cmdline_omits_zero_dirty() -> None:
     assert "virtnet.dirty" not in guest_cmdline(dirty_mib=0)
 
 
+def test_cmdline_can_hold_the_dirtying_back_and_check_a_disk() -> None:
+    words = guest_cmdline(dirty_mib=64, dirty_wait=True, disk=True).split()
+    assert {"virtnet.dirty=64", "virtnet.dirtywait=1", "virtnet.disk=1"} <= set(words)
+    assert "virtnet.dirtypace=20" in guest_cmdline(dirty_mib=64, dirty_pace_mib_s=20).split()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
@@ -84,6 +90,10 @@ def test_cmdline_omits_zero_dirty() -> None:
         ({"ips": ["10.0.0.1/24"], "iperf": "client:nowhere:5"}, "iperf"),
         ({"ips": ["10.0.0.1/24"], "iperf": "Server"}, "'server' or"),
         ({"vga": "yes"}, "vga must be True or False"),
+        ({"dirty_wait": True}, "dirty_wait needs dirty_mib"),
+        ({"dirty_pace_mib_s": 10}, "with dirty_mib"),
+        ({"dirty_mib": 8, "dirty_pace_mib_s": 0}, "use 1 to 1000"),
+        ({"disk": 1}, "disk must be True or False"),
         ({"extra": "a\nb"}, "one-line"),
         ({"extra": "x" * 2100}, "x86 allows 2047"),
     ],

@@ -5,6 +5,7 @@ The migrations themselves run in tests/e2e/test_live_migration.py between two re
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import libvirt
@@ -15,6 +16,7 @@ from test_cli import virtnet
 
 from virtnet.domxml import HostChoices, render_domain
 from virtnet.errors import InputError
+from virtnet.migration import disks
 from virtnet.migration import plan as plan_module
 from virtnet.migration.destination import relocated_spec, relocated_xml, relocation
 from virtnet.migration.plan import MigrationRequest, make_plan
@@ -332,3 +334,69 @@ def test_bad_options_are_one_line_with_exit_2(
     result = virtnet("migrate", "test", "qemu+tcp://127.0.0.1:1/system", *args)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# --- steering: what the plan arms for it, and the report of its steps -----------------------------
+
+
+def test_auto_arms_post_copy_for_steering_where_it_is_safe(
+    running_guest: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plan_module, "measure_dirty_rate", lambda guest, seconds: 1.0)
+    plan = plan_for(running_guest, bandwidth_mib_s=100)
+    assert plan.choice.policy == "precopy" and plan.postcopy_after is None  # no switch planned ...
+    assert plan.steer_postcopy and "POSTCOPY" in plan.options.flag_names()  # ... but one possible
+    assert plan.downtime_ceiling_ms == 1000
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "request_"),
+    [
+        ("vhost-user without OVS support", {}),
+        (None, {"parallel": 4}),  # QEMU 7.2 refuses multifd with post-copy
+        (None, {"copy_storage": True}),
+        (None, {"policy": "precopy"}),  # the user chose: nothing is added
+    ],
+)
+def test_post_copy_is_not_armed_where_it_cannot_or_should_not_be(
+    running_guest: Host, monkeypatch: pytest.MonkeyPatch, unsafe: str | None, request_: dict[str, object]
+) -> None:
+    monkeypatch.setattr(plan_module, "measure_dirty_rate", lambda guest, seconds: 1.0)
+    plan = plan_for(running_guest, unsafe=unsafe, **request_)
+    assert not plan.steer_postcopy and "POSTCOPY" not in plan.options.flag_names()
+
+
+def test_the_downtime_ceiling_defaults_above_the_starting_limit(running_guest: Host) -> None:
+    assert plan_for(running_guest, policy="precopy", max_downtime_ms=2000).downtime_ceiling_ms == 2000
+    plan = plan_for(running_guest, policy="precopy", max_downtime_ms=50, max_downtime_ceiling_ms=80)
+    assert plan.downtime_ceiling_ms == 80
+
+
+def test_a_ceiling_below_the_starting_limit_is_refused() -> None:
+    request = MigrationRequest(dest_uri="x", max_downtime_ms=300, max_downtime_ceiling_ms=100)
+    with pytest.raises(InputError, match=r"--max-downtime-ceiling 100: below --max-downtime 300"):
+        request.validate()
+
+
+def test_the_report_lists_each_escalation_and_keeps_them_in_the_metadata() -> None:
+    steps = (
+        "8.1 s, pass 4: downtime: 2 passes did not shrink; allowed downtime 300 -> 750 ms",
+        "14.0 s, pass 6: postcopy: 2 passes did not shrink; switching to post-copy",
+    )
+    stepped = dataclasses.replace(report(), escalations=steps, max_downtime_ms=750)
+    text = stepped.lines()
+    assert "steering: 2 step(s)" in text
+    assert [line.strip() for line in text if "pass " in line and ": " in line] == list(steps)
+    assert "allowed downtime at the end: 750 ms" in text
+    assert MigrationReport.from_xml(stepped.to_xml()) == stepped
+    assert "steering: no step: the passes kept shrinking" in report().lines()
+
+
+def test_copy_storage_copies_the_writable_file_disks_only() -> None:
+    xml = """<domain type='qemu'><name>d</name><devices>
+      <disk type='file' device='disk'><source file='/images/root.qcow2'/><target dev='vda'/></disk>
+      <disk type='file' device='disk'><source file='/images/ro.raw'/><readonly/><target dev='vdb'/></disk>
+      <disk type='file' device='cdrom'><source file='/images/seed.iso'/><target dev='sda'/></disk>
+      <disk type='block' device='disk'><source dev='/dev/sdz'/><target dev='vdc'/></disk>
+    </devices></domain>"""
+    assert disks.writable_disks(xml) == ["/images/root.qcow2"]

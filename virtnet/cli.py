@@ -534,6 +534,10 @@ def migrate(
     compress: Annotated[str | None, typer.Option(help="xbzrle: send only the changed bytes of pages")] = None,
     bandwidth: Annotated[int | None, typer.Option(min=1, help="cap in MiB/s for the whole job")] = None,
     max_downtime: Annotated[int | None, typer.Option(min=1, help="allowed pause at the end, in ms")] = None,
+    max_downtime_ceiling: Annotated[
+        int | None,
+        typer.Option(min=1, help="steering may raise the allowed pause up to this, in ms (default 1000)"),
+    ] = None,
     copy_storage: Annotated[bool, typer.Option("--copy-storage", help="copy non-shared disks")] = False,
     unsafe: Annotated[
         bool,
@@ -607,6 +611,7 @@ def migrate(
         ),
         bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_downtime,
+        max_downtime_ceiling_ms=max_downtime_ceiling,
         copy_storage=copy_storage,
         unsafe=unsafe,
         timeout_s=timeout,
@@ -737,6 +742,12 @@ def _print_migration_plan(outcome: Outcome) -> None:
         typer.echo("params: " + ", ".join(f"{key}={value}" for key, value in params.items()))
     if plan.postcopy_after is not None:
         typer.echo(f"post-copy switch: after {plan.postcopy_after} memory passes")
+    rungs = [f"allowed downtime up to {plan.downtime_ceiling_ms} ms"]
+    if plan.options.auto_converge:
+        rungs.append("auto-converge")
+    if plan.steer_postcopy or plan.postcopy_after is not None:
+        rungs.append("post-copy")
+    typer.echo(f"steering, if the passes stop shrinking: {' -> '.join(rungs)}")
     for source, dest in outcome.moves.sockets.items():
         if source != dest:
             typer.echo(f"socket: {source} -> {dest}")
@@ -1032,6 +1043,14 @@ def switch_setup(
         int | None, typer.Option(help="MiB of hugepages DPDK takes (and may not exceed)")
     ] = None,
     extra: Annotated[str | None, typer.Option(help="dpdk-extra EAL arguments, e.g. '--no-pci'")] = None,
+    postcopy: Annotated[
+        bool,
+        typer.Option(
+            "--postcopy",
+            help="vhost-postcopy-support=true: vhost-user guests may migrate with post-copy "
+            "(read when ovs-vswitchd starts; not with --mlockall)",
+        ),
+    ] = False,
 ) -> None:
     """DPDK and the netdev bridge in one OVSDB transaction; idempotent; waits for DPDK to be up."""
     from virtnet.ovs import switch
@@ -1044,6 +1063,7 @@ def switch_setup(
         lcore_cpus=_collect(problems, lambda: _cpuset_option("--lcore", lcore)),
         socket_mem_mib=socket_mem,
         extra=extra,
+        postcopy=postcopy,
     )
     raise_all(problems)
     with Ovsdb(ctx.obj.ovsdb or default_remote()) as db:
@@ -1228,6 +1248,10 @@ def lab_up(
         bool,
         typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
     ] = False,
+    postcopy: Annotated[
+        bool,
+        typer.Option("--postcopy", help="switches with vhost-user post-copy support, set before they start"),
+    ] = False,
 ) -> None:
     """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
     import time
@@ -1235,7 +1259,7 @@ def lab_up(
     from virtnet.lab.lab import Lab
 
     lab = Lab(lab_dir, prefix=prefix, first_address=address)
-    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls)
+    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls, postcopy=postcopy)
     if debian:
         typer.echo(
             "Debian guest image: building it from Debian packages, or reusing the cached one "

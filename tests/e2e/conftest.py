@@ -35,7 +35,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests start daemons and namespaces: run as root (make test does)")
     lab = Lab(tmp_path_factory.mktemp("lab"), prefix=E2E_PREFIX, first_address=E2E_ADDRESS)
-    lab.up(hosts=E2E_HOSTS, hugepages_mib=1536)  # test_perf: two 512 MiB guests, one moving
+    # postcopy: vhost-user guests may move with post-copy (test_migration_steering.py)
+    lab.up(hosts=E2E_HOSTS, hugepages_mib=1536, postcopy=True)  # test_perf: two 512 MiB guests, one moving
     yield lab
     lab.down()
 

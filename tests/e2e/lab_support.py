@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -72,6 +73,8 @@ class LabClient:
         memory: str = "256MiB",
         bridge: str = "br0",
         dirty_mib: int = 0,
+        dirty_wait: bool = False,
+        disk: tuple[str, str] | None = None,
         vhost_user: bool = True,
         hugepages: bool | None = None,
         gui: bool = False,
@@ -80,7 +83,9 @@ class LabClient:
         """A spec file for a test guest on this host, in the walkthrough's vhost-user shape.
 
         `vhost_user=False` leaves out the NIC and (unless `hugepages`) its shared hugepage memory.
-        `dirty_mib` makes the guest rewrite that much memory in a loop. `gui` gives the guest
+        `dirty_mib` makes the guest rewrite that much memory in a loop (`dirty_wait`: once
+        `type_on_console(name, "VIRTNET-GO")`). `disk` (path, backing image) gives it a qcow2
+        overlay it writes and reads back, checking checksums (VIRTNET-DISK-OK n=N). `gui` gives the guest
         a VGA display with a VNC server, and its init writes its lines on the VGA console too.
         """
         spec: dict[str, Any] = {
@@ -90,7 +95,14 @@ class LabClient:
             "boot": {
                 "kernel": str(self.lab.guest_dir / "vmlinuz"),
                 "initrd": str(self.lab.guest_dir / "initrd.gz"),
-                "cmdline": guest_cmdline(ips=ips, ping=ping, dirty_mib=dirty_mib, vga=gui),
+                "cmdline": guest_cmdline(
+                    ips=ips,
+                    ping=ping,
+                    dirty_mib=dirty_mib,
+                    dirty_wait=dirty_wait,
+                    disk=disk is not None,
+                    vga=gui,
+                ),
             },
             "console": {"type": "pty", "log": str(self.console_log(name))},
         }
@@ -99,6 +111,8 @@ class LabClient:
         if vhost_user:
             nic = {"type": "vhostuser", "socket": str(self.socket(name)), "queues": queues}
             spec["nics"] = [{**nic, "port": f"{name}-p0", "bridge": bridge}]
+        if disk is not None:
+            spec["disks"] = [{"path": disk[0], "backing": disk[1]}]
         if gui:
             spec.update(video="vga", graphics={"type": "vnc"})
         if title:
@@ -210,6 +224,31 @@ class LabClient:
                 return text
             time.sleep(0.25)
         raise AssertionError(f"{name}: no {marker!r} on the console in {timeout:g} s:\n{text[-2000:]}")
+
+    def type_on_console(self, name: str, line: str) -> None:
+        """Type a line on the guest's serial console through `virsh console` (on a pty, as it needs)."""
+        master, slave = os.openpty()
+        try:
+            virsh = subprocess.Popen(
+                ["virsh", "-c", self.host.uri, "console", "--force", name],
+                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            )  # fmt: skip
+            time.sleep(1.0)  # virsh connects the stream before it reads what is typed
+            os.write(master, line.encode() + b"\r")
+            time.sleep(1.0)
+            os.write(master, b"\x1d")  # Ctrl-]: virsh console leaves (it ignores SIGTERM in raw mode)
+            try:
+                virsh.wait(10)
+            except subprocess.TimeoutExpired:
+                virsh.kill()
+                virsh.wait(10)
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    def in_namespace(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """A command in this host's mount namespace (its own /var/lib/libvirt)."""
+        return _run([*nsenter(self.host.holder_pid), *argv], check=False)
 
     def ticks(self, name: str) -> list[int]:
         """The guest's console counter so far (VIRTNET-TICK n, once a second)."""

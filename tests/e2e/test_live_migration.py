@@ -95,7 +95,8 @@ def test_guest_moves_with_its_counter_its_port_and_its_definition(lab0: LabClien
     assert stored.findtext("policy") == report["policy"] == "precopy"
     assert int(stored.findtext("total-ms")) == report["total_ms"] > 0
     assert stored.findtext("downtime-ms") == str(report["downtime_ms"])
-    assert stored.findtext("stats-from") == "destination"
+    assert stored.findtext("stats-from").startswith("source (libvirt's job-completed event")
+    assert report["downtime_ms"] >= 0 and report["transferred_bytes"] > 0
     assert "Last migration:" in b.virtnet("show", "mover").stdout
 
 
@@ -138,8 +139,12 @@ def test_busy_guest_converges_where_virsh_defaults_do_not(lab0: LabClient, lab1:
     report = json.loads(done.stdout)["report"]
     assert b.virsh("domstate", "busy").stdout.strip() == "running"
     assert "busy" not in names(a)
-    assert report["policy"] in ("auto-converge", "postcopy")
-    assert "dirty rate" in report["reason"] and report["dirty_rate_mib_s"] > int(cap)
+    assert report["total_ms"] > 0 and report["downtime_ms"] >= 0 and report["transferred_bytes"] > 0
+    assert "dirty rate" in report["reason"]
+    # Page sampling may read the guest lower than its console does (it counts distinct pages, and a
+    # loaded machine slows the guest during the 1 s sample: 26 MiB/s against a 27 MiB/s cap once);
+    # then the policy says pre-copy and steering escalates instead.
+    assert report["policy"] in ("auto-converge", "postcopy") or report["escalations"], report
     stored = etree.fromstring(b.virsh("metadata", "busy", MIGRATION_NS).stdout.encode())
     assert stored.findtext("policy") == report["policy"]
 
@@ -228,7 +233,8 @@ def test_timeout_aborts_and_leaves_nothing(staying: tuple[LabClient, LabClient])
     assert "did not complete: the --timeout was reached" in line
 
 
-def test_ctrl_c_aborts_and_leaves_nothing(staying: tuple[LabClient, LabClient]) -> None:
+def test_ctrl_c_twice_aborts_and_leaves_nothing(staying: tuple[LabClient, LabClient]) -> None:
+    """The first Ctrl-C asks libvirt to abort; a second one, while that winds down, only says so."""
     a, b = staying
     command = [sys.executable, "-m", "virtnet", "-c", a.host.uri, "--ovsdb", a.host.ovsdb]
     run = subprocess.Popen(
@@ -239,8 +245,11 @@ def test_ctrl_c_aborts_and_leaves_nothing(staying: tuple[LabClient, LabClient]) 
     wait_for(lambda: "stay" in names(b) or run.poll() is not None, "the job running on B")
     time.sleep(1)
     run.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=120)
     result = subprocess.CompletedProcess(run.args, run.returncode, out, err)
     assert run.returncode == 1, err
     line = assert_nothing_happened(a, b, result)
     assert "did not complete: it was interrupted" in line
+    assert "Traceback" not in err

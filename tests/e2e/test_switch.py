@@ -54,3 +54,12 @@ def test_a_bridge_without_the_netdev_datapath_is_refused(lab0: LabClient) -> Non
         assert lab0.vsctl("list-ports", "br-sys") == ""
     finally:
         lab0.vsctl("del-br", "br-sys")
+
+
+def test_setup_postcopy_sets_the_key_and_says_ovs_vswitchd_must_restart(lab0: LabClient) -> None:
+    key = "vhost-postcopy-support"
+    lab0.vsctl("remove", "Open_vSwitch", ".", "other_config", key)  # the lab started with it
+    done = lab0.virtnet("switch", "setup", "--postcopy")
+    assert f"set {key}=true" in done.stdout
+    assert f"virtnet: warning: {key} applies when ovs-vswitchd restarts" in done.stderr
+    assert lab0.vsctl("get", "Open_vSwitch", ".", f"other_config:{key}") == '"true"'

@@ -8,6 +8,9 @@
 #   virtnet.ping=ADDR                        wait (<= ~120 s) until ADDR answers, then ping -c 5
 #   virtnet.pingloop=ADDR                    wait until ADDR answers, then ping it every 0.1 s forever
 #   virtnet.dirty=MIB                        rewrite MIB MiB of memory in a loop (migration tests)
+#   virtnet.dirtywait=1                      ... only once a console line says VIRTNET-GO
+#   virtnet.dirtypace=MIB_PER_S              ... at most this fast (a sleep after each MiB)
+#   virtnet.disk=1                           write /dev/vda and read it back, checking checksums
 #   virtnet.iperf=server | client:ADDR:SECONDS
 # This script is PID 1: it must never exit (the kernel would panic), so nothing here uses set -e.
 
@@ -26,6 +29,9 @@ for w in $CMDLINE; do
         virtnet.ping=*) PING=${w#virtnet.ping=} ;;
         virtnet.pingloop=*) PINGLOOP=${w#virtnet.pingloop=} ;;
         virtnet.dirty=*) DIRTY=${w#virtnet.dirty=} ;;
+        virtnet.dirtywait=*) DIRTYWAIT=${w#virtnet.dirtywait=} ;;
+        virtnet.dirtypace=*) DIRTYPACE=${w#virtnet.dirtypace=} ;;
+        virtnet.disk=*) DISK=${w#virtnet.disk=} ;;
         virtnet.iperf=*) IPERF=${w#virtnet.iperf=} ;;
     esac
 done
@@ -155,25 +161,63 @@ run_iperf_client() {
 
 # Rewrite $DIRTY MiB of a tmpfs file in a loop with shifting random data: pages really change
 # every pass (QEMU would send zero or unchanged pages cheaply). /mnt/passes counts the passes.
-start_dirtying() {
+prepare_dirtying() {
     mount -t tmpfs -o size=95% tmpfs /mnt
     dd if=/dev/urandom of=/mnt/src bs=1M count=2 2>/dev/null
     echo 0 >/mnt/passes
     say "VIRTNET-DIRTY mib=$DIRTY"
-    (
-        p=0
-        while :; do
-            i=0
-            off=$(((p * 4099) % 1048576))
-            while [ $i -lt "$DIRTY" ]; do
-                dd if=/mnt/src of=/mnt/dirty bs=1M count=1 seek=$i skip=$off iflag=skip_bytes \
-                    conv=notrunc 2>/dev/null
-                i=$((i + 1))
-            done
-            p=$((p + 1))
-            echo $p >/mnt/passes
-        done
-    ) &
+}
+
+dirty_pass() {
+    i=0
+    off=$((($1 * 4099) % 1048576))
+    while [ $i -lt "$DIRTY" ]; do
+        dd if=/mnt/src of=/mnt/dirty bs=1M count=1 seek=$i skip=$off iflag=skip_bytes \
+            conv=notrunc 2>/dev/null
+        [ -z "$DIRTYPACE" ] || usleep $((1000000 / DIRTYPACE))
+        i=$((i + 1))
+    done
+}
+
+dirty_loop() {
+    p=$1
+    while :; do
+        dirty_pass $p
+        p=$((p + 1))
+        echo $p >/mnt/passes
+    done
+}
+
+# Until a line read from the serial console contains VIRTNET-GO (a test types it with virsh console).
+wait_for_go() {
+    while IFS= read -r line; do
+        case $line in *VIRTNET-GO*) return ;; esac
+    done </dev/ttyS0
+}
+
+# Write a 64 KiB chunk of random data to /dev/vda every second, keep its checksum in memory (which
+# migrates with the guest), then read every chunk written so far back from the device itself
+# (O_DIRECT: not from the page cache) and compare. VIRTNET-DISK-OK n=N: all N chunks read back right.
+run_disk_check() {
+    i=0
+    : >/tmp/disk.sums
+    while :; do
+        dd if=/dev/urandom of=/tmp/chunk bs=64k count=1 2>/dev/null
+        if ! dd if=/tmp/chunk of=/dev/vda bs=64k seek=$i oflag=direct conv=notrunc,fsync 2>/dev/null; then
+            say "VIRTNET-DISK-FAIL write chunk=$i"
+        fi
+        set -- $(md5sum </tmp/chunk)
+        echo "$i $1" >>/tmp/disk.sums
+        i=$((i + 1))
+        bad=
+        while read -r n sum; do
+            dd if=/dev/vda of=/tmp/back bs=64k skip=$n count=1 iflag=direct 2>/dev/null
+            set -- $(md5sum </tmp/back)
+            [ "$1" = "$sum" ] || bad="$bad $n"
+        done </tmp/disk.sums
+        if [ -z "$bad" ]; then say "VIRTNET-DISK-OK n=$i"; else say "VIRTNET-DISK-BAD n=$i chunks=$bad"; fi
+        sleep 1
+    done
 }
 
 setup_nics
@@ -194,7 +238,19 @@ esac
 
 [ -z "$PINGLOOP" ] || run_pingloop &
 
-[ "${DIRTY:-0}" -gt 0 ] 2>/dev/null && start_dirtying
+if [ "${DIRTY:-0}" -gt 0 ] 2>/dev/null; then
+    prepare_dirtying
+    if [ -n "$DIRTYWAIT" ]; then
+        # One pass now, so the memory is there to be copied; the loop only once told to.
+        dirty_pass 0
+        say "VIRTNET-DIRTY-WAITING for VIRTNET-GO on the console"
+        (wait_for_go && say "VIRTNET-DIRTY-GO" && dirty_loop 1) &
+    else
+        dirty_loop 0 &
+    fi
+fi
+
+[ -n "$DISK" ] && run_disk_check &
 
 n=0
 while :; do

@@ -112,6 +112,9 @@ def guest_cmdline(
     ips: Sequence[str] = (),
     ping: str | None = None,
     dirty_mib: int = 0,
+    dirty_wait: bool = False,
+    dirty_pace_mib_s: int | None = None,
+    disk: bool = False,
     iperf: str | None = None,
     vga: bool = False,
     extra: str = "",
@@ -119,7 +122,10 @@ def guest_cmdline(
     """The kernel command line for the test guest; its init reads the `virtnet.*` words.
 
     `ips` are ADDR/PREFIX, one per virtio NIC (eth0, eth1, ... in PCI order). `ping` is a peer to
-    wait for and ping; `dirty_mib` MiB are rewritten in a loop; `iperf` is "server" or
+    wait for and ping; `dirty_mib` MiB are rewritten in a loop, with `dirty_wait` only once the
+    serial console reads a line with VIRTNET-GO, and with `dirty_pace_mib_s` at most that fast (a
+    sleep after each MiB: the rate the guest reaches is below it); `disk` writes /dev/vda in a
+    loop and reads each chunk back, checking its checksum (VIRTNET-DISK-OK n=N); `iperf` is "server" or
     "client:ADDR:SECONDS". `vga` mirrors the console (and the markers) on the VGA screen. The words
     of `extra` are appended last. Raises ValueError on anything the guest could not use.
     """
@@ -137,6 +143,18 @@ def guest_cmdline(
         words.append("virtnet.ping=" + _check_peer("ping", ping))
     if _check_dirty(dirty_mib):
         words.append(f"virtnet.dirty={dirty_mib}")
+    if _flag("dirty_wait", dirty_wait):
+        if not dirty_mib:
+            raise ValueError("dirty_wait needs dirty_mib: the memory to rewrite once told to")
+        words.append("virtnet.dirtywait=1")
+    if dirty_pace_mib_s is not None:
+        if not dirty_mib or isinstance(dirty_pace_mib_s, bool) or not isinstance(dirty_pace_mib_s, int):
+            raise ValueError("dirty_pace_mib_s must be a whole number of MiB/s, with dirty_mib")
+        if not 1 <= dirty_pace_mib_s <= 1000:
+            raise ValueError(f"dirty_pace_mib_s {dirty_pace_mib_s}: use 1 to 1000 MiB/s")
+        words.append(f"virtnet.dirtypace={dirty_pace_mib_s}")
+    if _flag("disk", disk):
+        words.append("virtnet.disk=1")
     if iperf is not None:
         _need_ips("iperf", addresses)
         words.append("virtnet.iperf=" + _check_iperf(iperf))

@@ -93,6 +93,7 @@ class LabState:
     # The Linux bridge on this machine that wires the hosts' br0 together (lan.py), and its address.
     lan_bridge: str = ""
     lan_addresses: list[str] = field(default_factory=list)
+    postcopy: bool = False  # the switches started with other_config:vhost-postcopy-support=true
 
 
 @dataclass(frozen=True)
@@ -143,12 +144,15 @@ class Lab:
         """A hosts file naming the lab's hosts (fleet/hostsfile.py), written by `up`."""
         return self.base / "hosts.toml"
 
-    def up(self, *, hosts: int = 1, hugepages_mib: int = 1024, tls: bool = False) -> LabState:
+    def up(
+        self, *, hosts: int = 1, hugepages_mib: int = 1024, tls: bool = False, postcopy: bool = False
+    ) -> LabState:
         """Start `hosts` lab hosts and reserve hugepages for their switches and guests.
 
         With `tls`, a throwaway CA certifies every host, libvirtd listens for TLS only, migration
         streams and OVSDB's ssl: remotes use the same certificates; without, plain TCP with no
-        authentication (the explicit opt-in the lab's older tests use).
+        authentication (the explicit opt-in the lab's older tests use). `postcopy`: their switches
+        start with vhost-user post-copy support (see switch.start).
         """
         if not 1 <= hosts <= 8:
             raise LabError(f"--hosts {hosts}: use 1 to 8 hosts")
@@ -158,7 +162,7 @@ class Lab:
                 raise LabError(f"the lab in {self.base} is already up; `virtnet lab down` first")
             self.down()  # a crashed lab: clear what is left before starting again
         self.base.mkdir(parents=True, exist_ok=True)
-        state = LabState(prefix=self.prefix)
+        state = LabState(prefix=self.prefix, postcopy=postcopy)
         self._save(state)
         try:
             pages = (hosts * DPDK_SOCKET_MEM_MIB + hugepages_mib) // hugepages.PAGE_MIB
@@ -239,6 +243,7 @@ class Lab:
             name=name,
             socket_mem_mib=DPDK_SOCKET_MEM_MIB,
             tls=(host.address, tls_files) if tls_files else None,
+            postcopy=state.postcopy,
         )
         return host
 

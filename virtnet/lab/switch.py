@@ -19,6 +19,7 @@ from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 VSWITCHD = Path("/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk")
 BRIDGE = "br0"
+POSTCOPY_KEY = "vhost-postcopy-support"
 
 
 def db_socket(ovs_dir: Path) -> Path:
@@ -42,11 +43,14 @@ def start(
     name: str,
     socket_mem_mib: int,
     tls: tuple[str, HostFiles] | None = None,
+    postcopy: bool = False,
 ) -> tuple[int, int]:
     """Start ovsdb-server and ovs-vswitchd with DPDK, create the netdev bridge; return their PIDs.
 
     With `tls` (address, files), ovsdb-server also listens on ssl:ADDRESS:6640 for clients with a
     certificate of the lab's CA; the unix socket stays for ovs-vswitchd and the lab's ovs-vsctl.
+    `postcopy` sets other_config:vhost-postcopy-support=true before ovs-vswitchd starts: OVS reads
+    it once, when it initialises DPDK, and a guest with vhost-user NICs may then move with post-copy.
     """
     ovs_dir.mkdir(parents=True, exist_ok=True)
     db = ovs_dir / "conf.db"
@@ -65,6 +69,7 @@ def start(
         # limit the switch would take the guests' hugepages.
         f"other_config:dpdk-socket-limit={socket_mem_mib}",
         f'other_config:dpdk-extra="--no-pci --file-prefix={name}"',
+        *([f"other_config:{POSTCOPY_KEY}=true"] if postcopy else []),
     )
     vswitchd = start_vswitchd(ovs_dir, holder_pid, netns)
     vsctl(

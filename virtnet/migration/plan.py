@@ -8,7 +8,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from virtnet.errors import InputError, raise_all
-from virtnet.migration import policy
+from virtnet.migration import policy, steering
 from virtnet.migration.policy import Choice, PolicyName, Situation
 from virtnet.virt.guest import Guest
 from virtnet.virt.migration import Compression, MigrationOptions, measure_dirty_rate
@@ -31,6 +31,7 @@ class MigrationRequest:
     compress: Compression | None = None
     bandwidth_mib_s: int | None = None
     max_downtime_ms: int | None = None
+    max_downtime_ceiling_ms: int | None = None  # how far steering may raise the allowed downtime
     copy_storage: bool = False
     unsafe: bool = False  # disks on storage both hosts see, which libvirt cannot tell
     timeout_s: float | None = None
@@ -48,6 +49,14 @@ class MigrationRequest:
         found = []
         if self.on_timeout == "postcopy" and self.timeout_s is None:
             found.append(InputError("--on-timeout postcopy: give --timeout SECONDS too"))
+        ceiling, start = self.max_downtime_ceiling_ms, self.max_downtime_ms
+        if ceiling is not None and start is not None and ceiling < start:
+            found.append(
+                InputError(
+                    f"--max-downtime-ceiling {ceiling}: below --max-downtime {start}; "
+                    f"give a ceiling of at least {start} ms (equal: no ramp)"
+                )
+            )
         if self.parallel is not None and self.compress is not None:
             found.append(
                 InputError(
@@ -79,6 +88,10 @@ class Plan:
     postcopy_after: int | None = None  # switch to post-copy once this many rounds are done
     timeout_s: float | None = None
     on_timeout: OnTimeout = "abort"
+    # Steering (steering.py): how far it may raise the allowed downtime, and whether post-copy was
+    # armed for it alone (so that it can switch when the passes stop shrinking).
+    downtime_ceiling_ms: int = steering.DEFAULT_CEILING_MS
+    steer_postcopy: bool = False
 
 
 def make_plan(
@@ -102,10 +115,24 @@ def make_plan(
         postcopy_after = choice.postcopy_after
     if postcopy_after is None and request.postcopy and request.on_timeout != "postcopy":
         postcopy_after = policy.POSTCOPY_AFTER_ROUNDS  # --postcopy alone: switch after a few rounds
+    parallel = request.parallel or choice.parallel
+    asked = postcopy_after is not None or request.on_timeout == "postcopy"
+    # Policy auto arms post-copy for steering's last rung wherever it is safe. Not with multifd
+    # (QEMU 7.2 refuses the pair) nor with --copy-storage (the disks' mirror must finish first).
+    steer_postcopy = (
+        not asked
+        and request.policy == "auto"
+        and postcopy_unsafe is None
+        and not parallel
+        and not request.copy_storage
+    )
+    ceiling = request.max_downtime_ceiling_ms
+    if ceiling is None:
+        ceiling = max(steering.DEFAULT_CEILING_MS, request.max_downtime_ms or 0)
     options = MigrationOptions(
-        parallel=request.parallel or choice.parallel,
+        parallel=parallel,
         auto_converge=request.auto_converge or choice.auto_converge,
-        postcopy=postcopy_after is not None or request.on_timeout == "postcopy",
+        postcopy=asked or steer_postcopy,
         compress=request.compress,
         bandwidth_mib_s=request.bandwidth_mib_s,
         max_downtime_ms=request.max_downtime_ms,
@@ -121,6 +148,8 @@ def make_plan(
         postcopy_after=postcopy_after,
         timeout_s=request.timeout_s,
         on_timeout=request.on_timeout,
+        downtime_ceiling_ms=ceiling,
+        steer_postcopy=steer_postcopy,
     )
 
 

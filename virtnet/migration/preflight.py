@@ -22,7 +22,7 @@ from virtnet.units import KIB, format_cpuset, parse_size
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
 
-POSTCOPY_KEY = "vhost-postcopy-support"
+POSTCOPY_KEY = switch.POSTCOPY_KEY
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ def run_checks(sides: Sides) -> list[str]:
         _pinned_cpus(sides),
         _switch(sides),
         _socket_dirs(sides),
+        _postcopy(sides),
     ]
 
 
@@ -76,6 +77,16 @@ def postcopy_unsafe(sides: Sides) -> str | None:
             f"other_config:{POSTCOPY_KEY}={value}; set it to true there and restart ovs-vswitchd"
         )
     return None
+
+
+def _postcopy(sides: Sides) -> str:
+    """Not a refusal: without post-copy, steering has one rung less (plan.py refuses --postcopy)."""
+    why = postcopy_unsafe(sides)
+    if why is not None:
+        return f"post-copy is not possible: {why}"
+    if sides.dest_db is not None and sides.root.xpath("devices/interface[@type='vhostuser']"):
+        return f"OVS at {sides.dest_db.remote} has other_config:{POSTCOPY_KEY}=true: post-copy is safe"
+    return "post-copy is safe: no vhost-user NIC"
 
 
 def _running(sides: Sides) -> str:

@@ -45,12 +45,19 @@ class MigrationReport:
     outage_lost_run_ms: float | None = None  # the longest run of lost pings, in 10 ms send intervals
     outage_seen_by: str | None = None
     outage_lost: int | None = None  # replies missing over the whole job
+    # Steering (steering.py): each escalation with its reason, and the allowed downtime at the end.
+    escalations: tuple[str, ...] = ()
+    max_downtime_ms: int | None = None
 
     def to_xml(self) -> str:
         """The element without a namespace: virDomainSetMetadata puts it in MIGRATION_NS."""
         root = etree.Element("migration")
         for name, value in asdict(self).items():
-            if value is not None:
+            if isinstance(value, tuple):
+                element = etree.SubElement(root, name.replace("_", "-"))
+                for item in value:
+                    etree.SubElement(element, "step").text = item
+            elif value is not None:
                 etree.SubElement(root, name.replace("_", "-")).text = _text(value)
         return etree.tostring(root, encoding="unicode")
 
@@ -61,7 +68,12 @@ class MigrationReport:
         texts = {etree.QName(child).localname: child.text or "" for child in root}
         values: dict[str, Any] = {}
         for f in fields(cls):
-            text = texts.get(f.name.replace("_", "-"))
+            tag = f.name.replace("_", "-")
+            if "tuple" in str(f.type):
+                found = [child for child in root if etree.QName(child).localname == tag]
+                values[f.name] = tuple(step.text or "" for child in found for step in child)
+                continue
+            text = texts.get(tag)
             values[f.name] = None if text is None else _parse(text, str(f.type))
         return cls(**values)
 
@@ -86,6 +98,13 @@ class MigrationReport:
             out.append(f"auto-converge throttle: {self.throttle_percent}%")
         if self.dirty_rate_mib_s is not None:
             out.append(f"dirty rate before: {self.dirty_rate_mib_s:.0f} MiB/s (page sampling)")
+        if self.escalations:
+            out.append(f"steering: {len(self.escalations)} step(s)")
+            out.extend(f"  {step}" for step in self.escalations)
+        else:
+            out.append("steering: no step: the passes kept shrinking")
+        if self.max_downtime_ms is not None:
+            out.append(f"allowed downtime at the end: {self.max_downtime_ms} ms")
         if self.outage_seen_by is not None:
             gap = "no reply at all" if self.outage_ms is None else f"longest gap {self.outage_ms:g} ms"
             if self.outage_lost_run_ms is not None:

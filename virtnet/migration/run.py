@@ -28,11 +28,12 @@ from virtnet.errors import (
     VirtnetError,
 )
 from virtnet.inventory import spec_of_xml
-from virtnet.migration import aftermath
+from virtnet.migration import aftermath, disks
 from virtnet.migration.destination import Relocation, relocated_spec, relocated_xml, relocation
 from virtnet.migration.plan import MigrationRequest, Plan, make_plan
 from virtnet.migration.preflight import Sides, postcopy_unsafe, run_checks
 from virtnet.migration.report import MIGRATION_NS, MIGRATION_PREFIX, MigrationReport, stats_fields
+from virtnet.migration.steering import Ladder, Steering
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb, default_remote
 from virtnet.perf.endpoint import Endpoint, HostEndpoint
@@ -40,9 +41,12 @@ from virtnet.perf.probe import Outage, OutageProbe
 from virtnet.spec.models import VMSpec
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
-from virtnet.virt.migration import JobStats, MigrationJob, completed_stats
+from virtnet.virt.migration import CompletedJobWatch, JobStats, MigrationJob, completed_stats
+from virtnet.virt.storage import Volume
 
-POLL_S = 0.5
+POLL_S = 0.25  # short enough to see most memory passes of a stalled job, which steering counts
+CLOCK_LIMIT_S = 30.0  # how long the post-copy switch is watched for the guest running on the destination
+COMPLETED_EVENT_WAIT_S = 5.0  # libvirt sends the job-completed event as the job ends; it may lag the call
 
 
 class Watcher(Protocol):
@@ -79,6 +83,9 @@ class _JobResult:
     switched: bool = False
     stopped_by: str | None = None  # "timeout" or "interrupt" when virtnet aborted the job
     wall_s: float = 0.0
+    steering: Steering | None = None
+    switch_pause_ms: int | None = None  # virtnet's clock around the post-copy switch
+    completed: JobStats = field(default_factory=dict)  # the source's figures at the end (libvirt's event)
 
 
 def migrate(
@@ -122,6 +129,9 @@ def _migrate(
     source, guest, dest = sides.source, sides.guest, sides.dest
     dest_spec, dest_db = sides.dest_spec, sides.dest_db
     checks = run_checks(sides)
+    copies = disks.plan_copies(source, dest, sides.xml) if request.copy_storage else []
+    if request.copy_storage:
+        checks.append(disks.describe(copies, dest))
     memory_mib = int(sides.root.findtext("memory") or 0) // 1024  # libvirt writes KiB
     plan = make_plan(request, guest, memory_mib=memory_mib, postcopy_unsafe=postcopy_unsafe(sides))
     dest_xml = relocated_xml(guest.xml(secure=True, migratable=True), moves, dest_spec)
@@ -133,16 +143,37 @@ def _migrate(
     net = network.prepare(dest, dest_spec, guest.uuid, dest_db) if dest_spec is not None else None
     if ports:
         watcher.note(f"created port(s) {', '.join(ports)} on the destination's OVS")
-    probe = _start_probe(sides, request, watcher)
+    volumes: list[Volume] = []
+
+    def undo() -> None:
+        left = disks.remove(volumes)
+        if left:
+            watcher.note(f"could not delete on the destination: {', '.join(left)}")
+        _undo(net, dest_db)
+
     try:
-        result = _run_job(MigrationJob(guest), request.dest_uri, plan, dest_xml, persist_xml, watcher)
+        volumes = disks.create(dest, copies)
+        for volume in volumes:
+            watcher.note(f"created {volume.path} on the destination for the disk copy")
+        probe = _start_probe(sides, request, watcher)
+    except BaseException:
+        undo()  # nothing ran yet: what was made on the destination goes again
+        raise
+    try:
+        with CompletedJobWatch(source.uri, guest.uuid) as completion:
+            job = MigrationJob(guest)
+            result = _run_job(job, dest, request.dest_uri, plan, dest_xml, persist_xml, watcher)
+            if result.error is None:
+                result.completed = completion.wait(COMPLETED_EVENT_WAIT_S)
     finally:
         seen = _stop_probe(probe, watcher)
     if result.error is None and not _landed(source, dest, guest.name):
         # libvirt 9.0 returns success from a peer-to-peer job aborted early; believe the hosts.
         result.error = MigrationAborted("the job ended with the guest still on the source", uri=source.uri)
     if result.error is not None:
-        raise _failed(result, guest, source, dest, lambda: _undo(net, dest_db))
+        with _shielded(watcher):  # a Ctrl-C now would leave the destination's ports behind
+            failure = _failed(result, guest, source, dest, undo)
+        raise failure
     dest_guest = dest.lookup(guest.name)
     outcome.report = _report(source, dest_guest, plan, result, seen)
     try:
@@ -186,14 +217,32 @@ def _ovs(spec: VMSpec | None, remote: str) -> Iterator[Ovsdb | None]:
 
 
 def _run_job(
-    job: MigrationJob, dest_uri: str, plan: Plan, dest_xml: str, persist_xml: str, watcher: Watcher
+    job: MigrationJob,
+    dest: Host,
+    dest_uri: str,
+    plan: Plan,
+    dest_xml: str,
+    persist_xml: str,
+    watcher: Watcher,
 ) -> _JobResult:
     """Run the libvirt job in a worker thread and steer it from this one.
 
     The job blocks inside libvirt for its whole length; signals reach only the main thread, so the
-    main thread polls (progress, post-copy switch, timeout) and turns Ctrl-C into abortJob().
+    main thread polls (progress, steering, post-copy switch, timeout) and turns Ctrl-C into
+    abortJob(). A second Ctrl-C while the abort winds down only says so: leaving then would leave
+    the destination's half of the job behind.
     """
-    result = _JobResult()
+    steer = Steering(
+        Ladder(
+            downtime_ms=plan.options.max_downtime_ms or job.max_downtime_ms(),
+            ceiling_ms=plan.downtime_ceiling_ms,
+            throttle=plan.options.auto_converge,
+            postcopy=plan.steer_postcopy or plan.postcopy_after is not None,
+        )
+    )
+    result = _JobResult(steering=steer)
+
+    finished = threading.Event()  # not Thread.is_alive(): a Ctrl-C inside join() can leave that False
 
     def work() -> None:
         # Signals for the main thread only: a SIGINT landing in this thread's libvirt call made it
@@ -203,22 +252,38 @@ def _run_job(
             job.run(dest_uri, plan.options, dest_xml=dest_xml, persist_xml=persist_xml)
         except BaseException as err:  # handed to the main thread
             result.error = err
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=work, name="migration-job", daemon=True)
     started = time.monotonic()
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(POLL_S)
-            _steer(job, plan, result, watcher, time.monotonic() - started)
+        while not finished.wait(POLL_S):
+            _steer(job, dest, plan, result, watcher, time.monotonic() - started)
             faultpoint.reached("migrate:job-running")
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
-        watcher.note("interrupted: aborting the migration job")
-        _abort(job)
-        worker.join()
+        if result.switched:
+            watcher.note("interrupted: the job is in post-copy, which cannot be aborted; it finishes first")
+        else:
+            watcher.note("interrupted: asking libvirt to abort the migration job")
+            _abort(job)
+        _wait_out(finished, watcher)
     result.wall_s = time.monotonic() - started
     return result
+
+
+def _wait_out(finished: threading.Event, watcher: Watcher) -> None:
+    """Wait for the job's end whatever the user presses: the abort must finish on both hosts."""
+    while not finished.is_set():
+        try:
+            finished.wait(POLL_S)
+        except KeyboardInterrupt:
+            watcher.note(
+                "the abort is in progress: waiting for libvirt to end the job on both hosts, "
+                "so that nothing is left on the destination"
+            )
 
 
 def _landed(source: Host, dest: Host, name: str) -> bool:
@@ -228,33 +293,92 @@ def _landed(source: Host, dest: Host, name: str) -> bool:
     return arrived is not None and arrived.is_active and (left is None or not left.is_active)
 
 
-def _steer(job: MigrationJob, plan: Plan, result: _JobResult, watcher: Watcher, elapsed: float) -> None:
+def _steer(
+    job: MigrationJob, dest: Host, plan: Plan, result: _JobResult, watcher: Watcher, elapsed: float
+) -> None:
     stats = job.stats()
     if stats is None:
         return
     if stats.get("data_total"):
         result.last = stats
         watcher.sample(stats)
+    steer = result.steering
+    assert steer is not None
+    if not result.switched:
+        seen = len(steer.steps)
+        step = steer.observe(stats, elapsed)
+        for noted in steer.steps[seen:]:
+            watcher.note(f"steering: {noted.action}: {noted.reason}")
+        if step is not None and step.action == "downtime" and step.downtime_ms is not None:
+            try:
+                job.set_max_downtime(step.downtime_ms)
+            except HypervisorError as err:  # the job may just have ended
+                watcher.note(f"could not raise the allowed downtime: {err}")
+        elif step is not None and step.action == "postcopy":
+            _switch_to_postcopy(job, dest, result, watcher, "by steering")
     iteration = int(stats.get("memory_iteration", 0))
     if not result.switched and plan.postcopy_after is not None and iteration >= plan.postcopy_after:
-        _switch_to_postcopy(job, result, watcher, f"after {iteration} pre-copy rounds")
+        why = f"after {iteration} pre-copy rounds"
+        if _switch_to_postcopy(job, dest, result, watcher, why):
+            steer.done("postcopy", f"switched to post-copy {why} (--postcopy-after or the policy)", elapsed)
     if plan.timeout_s is not None and elapsed >= plan.timeout_s and result.stopped_by is None:
         if plan.on_timeout == "postcopy" and not result.switched:
-            _switch_to_postcopy(job, result, watcher, f"--timeout {plan.timeout_s:g} s reached")
+            why = f"--timeout {plan.timeout_s:g} s reached"
+            if _switch_to_postcopy(job, dest, result, watcher, why):
+                steer.done("postcopy", f"switched to post-copy: {why} (--on-timeout postcopy)", elapsed)
         elif not result.switched:
             result.stopped_by = "timeout"
             watcher.note(f"--timeout {plan.timeout_s:g} s reached: aborting the migration job")
             _abort(job)
 
 
-def _switch_to_postcopy(job: MigrationJob, result: _JobResult, watcher: Watcher, why: str) -> None:
+def _switch_to_postcopy(
+    job: MigrationJob, dest: Host, result: _JobResult, watcher: Watcher, why: str
+) -> bool:
+    asked = time.monotonic()
     try:
         job.start_postcopy()
     except HypervisorError as err:
         watcher.note(f"post-copy switch refused ({err}); pre-copy goes on")
-        return
+        return False
     result.switched = True
+    result.switch_pause_ms = _clock_the_pause(dest, job.guest.name, asked)
     watcher.note(f"switched to post-copy {why}")
+    return True
+
+
+def _clock_the_pause(dest: Host, name: str, asked: float) -> int | None:
+    """Milliseconds from asking for the switch until the guest runs on the destination.
+
+    The guest stops on the source after the request and runs on the destination before it is seen
+    running, so this bounds the post-copy pause from above; the report uses it only when libvirt
+    hands over no figure of QEMU's.
+    """
+    deadline = asked + CLOCK_LIMIT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(HypervisorError):
+            arrived = dest.find(name)
+            if arrived is not None and arrived.state == "running":
+                return round((time.monotonic() - asked) * 1000)
+        time.sleep(0.005)
+    return None
+
+
+@contextlib.contextmanager
+def _shielded(watcher: Watcher) -> Iterator[None]:
+    """Ctrl-C only says to wait while the destination is cleaned up (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def wait(_signum: int, _frame: object) -> None:
+        watcher.note("cleaning up the destination after the abort: wait for it to finish")
+
+    before = signal.signal(signal.SIGINT, wait)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _abort(job: MigrationJob) -> None:
@@ -335,16 +459,26 @@ def _stop_probe(probe: OutageProbe | None, watcher: Watcher) -> Outage | None:
 def _report(
     source: Host, dest_guest: Guest, plan: Plan, result: _JobResult, seen: Outage | None = None
 ) -> MigrationReport:
-    """The report from the destination's completed-job statistics, or the last sample without them."""
-    stats = completed_stats(dest_guest)
-    stats_from = "destination"
+    """The report from the first source of figures that has them all.
+
+    1. the source's completed-job statistics, which libvirt hands over in its job-completed event:
+       QEMU's own figures, downtime included, after a post-copy switch too;
+    2. the destination's completed-job statistics (it keeps none after a post-copy switch);
+    3. the last sample for pages and bytes, virtnet's clock for the total and for the pause around
+       the post-copy switch.
+    """
+    stats, stats_from = result.completed, "source (libvirt's job-completed event: QEMU's figures)"
+    if not stats.get("time_elapsed") or stats.get("downtime") is None:
+        stats, stats_from = completed_stats(dest_guest), "destination (completed-job statistics)"
     values = stats_fields(stats)
-    if not stats.get("time_elapsed"):
-        # After a post-copy switch the destination keeps nothing: the last sample gives the pages
-        # and bytes so far, the job's length is virtnet's own clock, and the downtime is unknown.
-        stats_from = "last sample and virtnet's clock (the destination keeps none after post-copy)"
+    if not stats.get("time_elapsed") or stats.get("downtime") is None:
+        stats_from = (
+            "last sample; total and downtime by virtnet's clock (the pause: from asking for the "
+            "post-copy switch until the destination ran the guest)"
+        )
         values = stats_fields(result.last)
-        values.update(total_ms=round(result.wall_s * 1000), downtime_ms=None, setup_ms=None)
+        values.update(total_ms=round(result.wall_s * 1000), downtime_ms=result.switch_pause_ms, setup_ms=None)
+    steer = result.steering
     return MigrationReport(
         source=source.uri,
         destination=dest_guest.uri,
@@ -360,6 +494,8 @@ def _report(
         outage_lost_run_ms=seen.lost_run_ms if seen else None,
         outage_seen_by=seen.peer if seen else None,
         outage_lost=seen.sent - seen.received if seen else None,
+        escalations=tuple(step.line() for step in steer.steps) if steer else (),
+        max_downtime_ms=steer.downtime_ms if steer else None,
         **values,
     )
 

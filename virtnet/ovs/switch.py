@@ -16,7 +16,8 @@ from virtnet.units import cpuset_to_mask, format_cpuset, mask_to_cpuset
 
 DPDK_INIT_TIMEOUT_S = 30.0
 # DPDK options that ovs-vswitchd reads once, when it initialises DPDK.
-READ_AT_INIT = ("dpdk-socket-mem", "dpdk-socket-limit", "dpdk-extra", "dpdk-lcore-mask")
+POSTCOPY_KEY = "vhost-postcopy-support"
+READ_AT_INIT = ("dpdk-socket-mem", "dpdk-socket-limit", "dpdk-extra", "dpdk-lcore-mask", POSTCOPY_KEY)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class SwitchSettings:
     lcore_cpus: frozenset[int] | None = None
     socket_mem_mib: int | None = None
     extra: str | None = None
+    # vhost-user post-copy: OVS handles the page faults of guest memory that has not arrived yet.
+    # OVS documents that it cannot be combined with ovs-vswitchd's --mlockall.
+    postcopy: bool = False
 
     def other_config(self) -> dict[str, str]:
         values = {"dpdk-init": "true"}
@@ -39,6 +43,8 @@ class SwitchSettings:
             values["dpdk-socket-limit"] = str(self.socket_mem_mib)
         if self.extra is not None:
             values["dpdk-extra"] = self.extra
+        if self.postcopy:
+            values[POSTCOPY_KEY] = "true"
         return values
 
 

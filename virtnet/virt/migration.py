@@ -22,7 +22,8 @@ running while its memory is copied. The table below is what each option turns in
 | --bandwidth MiB/s   | VIR_MIGRATE_PARAM_BANDWIDTH, and with post-copy also                 |
 |                     | VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY (MiB/s: a cap for the whole job)|
 | --max-downtime ms   | virDomainMigrateSetMaxDowntime before the job starts (there is no    |
-|                     | parameter for it)                                                    |
+|                     | parameter for it); steering raises it during the job, up to          |
+|                     | --max-downtime-ceiling (virtnet/migration/steering.py)               |
 | --copy-storage      | VIR_MIGRATE_NON_SHARED_DISK (copies the disks over NBD)              |
 | --unsafe            | VIR_MIGRATE_UNSAFE: the user vouches that both hosts see the disks   |
 |                     | (libvirt cannot tell for a local filesystem, e.g. the lab's hosts)   |
@@ -34,8 +35,10 @@ running while its memory is copied. The table below is what each option turns in
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal
 
 import libvirt
@@ -162,6 +165,69 @@ class MigrationJob:
     def start_postcopy(self) -> None:
         with libvirt_errors(self.guest.uri):
             self._dom.migrateStartPostCopy(0)
+
+    def max_downtime_ms(self) -> int:
+        """The allowed downtime QEMU works to (its own default, 300 ms, unless someone set it)."""
+        with libvirt_errors(self.guest.uri):
+            return int(self._dom.migrateGetMaxDowntime(0))
+
+    def set_max_downtime(self, ms: int) -> None:
+        """Allow a longer pause at the end; takes effect for the running job."""
+        with libvirt_errors(self.guest.uri):
+            self._dom.migrateSetMaxDowntime(ms, 0)
+
+
+class CompletedJobWatch:
+    """The source's statistics of the finished job, from libvirt's job-completed event.
+
+    They are QEMU's own figures (downtime included) as the source saw them at the end, the only
+    complete ones after a post-copy switch: the destination keeps none then, and the source domain
+    is gone once the call returns. The event needs libvirt's event loop, so this opens a connection
+    of its own with the loop running.
+    """
+
+    def __init__(self, uri: str, uuid: str) -> None:
+        self.uri = uri
+        self.uuid = uuid
+        self.stats: JobStats = {}
+        self._arrived = threading.Event()
+        self._conn: libvirt.virConnect | None = None
+        self._callback: int | None = None
+
+    def __enter__(self) -> CompletedJobWatch:
+        from virtnet.virt import events
+
+        events.start()
+        try:
+            self._conn = libvirt.open(self.uri)
+            dom = self._conn.lookupByUUIDString(self.uuid)
+            self._callback = self._conn.domainEventRegisterAny(
+                dom, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, self._completed, None
+            )
+        except libvirt.libvirtError:
+            pass  # no event, no figures from it: the report takes them from elsewhere
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._conn is None:
+            return
+        try:
+            if self._callback is not None:
+                self._conn.domainEventDeregisterAny(self._callback)
+            self._conn.close()
+        except libvirt.libvirtError:
+            pass  # a connection that died with the job: nothing to release
+
+    def _completed(self, _conn: object, _dom: object, params: dict[str, Any], _opaque: object) -> None:
+        self.stats = dict(params)
+        self._arrived.set()
+
+    def wait(self, timeout_s: float) -> JobStats:
+        """The statistics, waiting up to timeout_s for the event; {} when none came."""
+        self._arrived.wait(timeout_s)
+        return self.stats
 
 
 def completed_stats(guest: Guest) -> JobStats:

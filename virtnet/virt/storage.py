@@ -207,3 +207,25 @@ def _lookup(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | 
         return pool.storageVolLookupByName(name)
     except libvirt.libvirtError:
         return None
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """An image as the storage API describes it."""
+
+    path: str
+    format: str
+    capacity: int  # bytes
+    backing: str | None  # the backing image's path, for an overlay
+
+
+def volume_info(host: Host, path: str) -> VolumeInfo | None:
+    """The volume at `path` on the libvirt host, None when there is none."""
+    vol = _find_volume(host, path)
+    if vol is None:
+        return None
+    with libvirt_errors(host.uri):
+        root = etree.fromstring(vol.XMLDesc(0))
+        capacity = int(vol.info()[1])
+    fmt = str(root.xpath("string(target/format/@type)")) or "raw"
+    return VolumeInfo(path, fmt, capacity, root.findtext("backingStore/path"))
