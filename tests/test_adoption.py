@@ -145,3 +145,25 @@ def with_password(toml: str, stderr: str, password: str | None) -> str:
         return toml
     assert password is not None
     return toml.replace("[graphics]\n", f'[graphics]\npassword = "{password}"\n')
+
+
+def test_adoption_refuses_what_is_not_foreign_or_not_a_vm(
+    tmp_path: Path, testdriver: libvirt.virConnect
+) -> None:
+    define_case(testdriver, "plain")
+    assert virtnet("adopt", "vi-plain").exit_code == 0
+    again = virtnet("adopt", "vi-plain")
+    assert again.exit_code == 2
+    assert again.stderr == (
+        "virtnet: error: domain 'vi-plain' is already virtnet's; change it with `virtnet define`\n"
+    )
+    # The test driver's own domain has type 'test': no spec can describe it.
+    other = virtnet("adopt", "test")
+    assert other.exit_code == 2
+    assert other.stderr == (
+        "virtnet: error: domain 'test' has type 'test'; virtnet adopts kvm and qemu domains only\n"
+    )
+    assert "<metadata" not in testdriver.lookupByName("test").XMLDesc(0)
+    no_spec = virtnet("show", "test", "--spec")
+    assert no_spec.exit_code == 2
+    assert "adopt it first with `virtnet adopt test`" in no_spec.stderr

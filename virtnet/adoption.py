@@ -18,7 +18,7 @@ from virtnet.domxml.domain import Domain
 from virtnet.domxml.edit import changed_paths, edit
 from virtnet.domxml.metadata import Keep, VirtnetInfo
 from virtnet.domxml.update import previous_choices
-from virtnet.errors import DomainExists
+from virtnet.errors import DomainExists, InvalidDomainState
 from virtnet.inventory import spec_of_xml
 from virtnet.spec.models import VMSpec
 from virtnet.virt.host import Host
@@ -37,6 +37,12 @@ class Adoption:
 def adopt(host: Host, name: str, *, dry_run: bool = False) -> Adoption:
     """Store the spec of a domain virtnet did not make in its metadata (with dry_run: only say so)."""
     guest = host.lookup(name)
+    if not guest.is_persistent:
+        raise InvalidDomainState(
+            f"domain {name!r} is transient: libvirt keeps no configuration to store a spec in; "
+            f"make it persistent first (virsh dumpxml {name} > {name}.xml; virsh define {name}.xml)",
+            uri=host.uri,
+        )
     xml = guest.xml(inactive=True, secure=True)
     if spec_of_xml(xml) is not None:
         raise DomainExists(

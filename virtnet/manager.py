@@ -91,14 +91,13 @@ def define(
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
-    overrides: tuple[str, ...] = ()
+    updates: dict[ForwardStyle, Update] = {}
     if existing is not None:  # read, edit, write: what virsh added to the domain stays
         updates = {
             style: _updated(existing, domain, _with_style(choices, style))
             for style, domain in domains.items()
         }
         domains = {style: update.domain for style, update in updates.items()}
-        overrides = tuple(str(override) for override in next(iter(updates.values())).overrides)
     seed = build_seed(spec)  # a bad user-data file stops us here, before anything exists
     _require_resources(host, spec, running=existing is not None and existing.guest.is_active)
     with _switch(spec, ovsdb) as db:
@@ -133,7 +132,7 @@ def define(
         seed=written,
         removed_seed=removed_seed,
         warnings=seed.warnings if seed else (),
-        overrides=overrides,
+        overrides=tuple(str(override) for override in updates[style].overrides) if updates else (),
     )
 
 
@@ -159,11 +158,11 @@ def plan_define(
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else None)
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
+    style = _forward_styles(spec)[0]
+    if existing is not None and Domain.parse(existing.xml).qemu_commandline is not None:
+        style = "qemu-args"  # this libvirt took QEMU's hostfwd before: the diff shows what define will do
     choices = HostChoices(
-        virt_type=virt.virt_type,
-        forward_style=_forward_styles(spec)[0],
-        uuid=uuid,
-        vhost_net=host.has_vhost_net,
+        virt_type=virt.virt_type, forward_style=style, uuid=uuid, vhost_net=host.has_vhost_net
     )
     domain = render_domain(spec, choices)
     validate_domain(domain)

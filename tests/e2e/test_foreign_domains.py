@@ -16,8 +16,6 @@ from virtinst_cases import CASES, DATA, make_images, print_xml
 
 from virtnet.domxml.namespaces import VIRTNET_NS
 
-pytestmark = pytest.mark.virtinst
-
 
 def canonical(xml: str, *, without_virtnet: bool = False) -> bytes:
     root = etree.fromstring(xml.encode(), etree.XMLParser(remove_blank_text=True))
@@ -55,3 +53,28 @@ def test_virt_install_domains_are_adopted_without_losing_anything(
         assert f'name = "{name}"' in lab0.virtnet("show", name, "--spec").stdout
     rows = {row["name"]: row for row in json.loads(lab0.virtnet("list", "--all", "--json").stdout)}
     assert {name: rows[name]["managed"] for name in names} == dict.fromkeys(names, True)
+
+
+# Disks (their images must exist for define), hugepages with NUMA, vhost-user, a device zoo.
+ROUND_TRIPS = (
+    "virtio-disks",
+    "cdrom-boot",
+    "ide-disk-q35",
+    "numa-shared",
+    "vhostuser-queues-hugepages",
+    "extras",
+)
+
+
+@pytest.mark.parametrize("case", ROUND_TRIPS)
+def test_an_adopted_domain_defined_from_its_shown_spec_is_unchanged(lab0: LabClient, case: str) -> None:
+    make_images()
+    name = f"vi-{case}"
+    lab0.virsh("define", str(DATA / f"{case}.xml"))
+    lab0.virtnet("adopt", name)
+    before = lab0.virsh("dumpxml", "--inactive", "--security-info", name).stdout
+    spec = lab0.workdir / f"{name}.toml"
+    spec.write_text(lab0.virtnet("show", name, "--spec").stdout)
+    done = lab0.virtnet("define", str(spec))
+    assert "changed outside virtnet" not in done.stdout
+    assert lab0.virsh("dumpxml", "--inactive", "--security-info", name).stdout == before
