@@ -8,6 +8,16 @@ import libvirt
 import pytest
 from support import TEST_URI, OvsdbServer
 
+# What a test needs, from the fixtures it uses: `pytest -m "not ovsdb"` runs without ovsdb-server.
+_NEEDS = {"testdriver": "testdriver", "ovsdb_server": "ovsdb", "switch": "ovsdb", "lab": "lab"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in _NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite xml/*.xml instead of comparing")
@@ -50,3 +60,17 @@ def ovsdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvsdbServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def switch(ovsdb_server: OvsdbServer) -> OvsdbServer:
+    """The database as a running ovs-vswitchd-dpdk with bridge br0 leaves it."""
+    ovsdb_server.vsctl("add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev")
+    ovsdb_server.vsctl(
+        "set",
+        "Open_vSwitch",
+        ".",
+        "dpdk_initialized=true",
+        "iface_types=[dpdkvhostuserclient,dpdkvhostuser,internal,system]",
+    )
+    return ovsdb_server

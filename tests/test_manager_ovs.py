@@ -17,20 +17,6 @@ from virtnet.virt.host import Host
 
 
 @pytest.fixture
-def switch(ovsdb_server: OvsdbServer) -> OvsdbServer:
-    """The database as a running ovs-vswitchd-dpdk with bridge br0 leaves it."""
-    ovsdb_server.vsctl("add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev")
-    ovsdb_server.vsctl(
-        "set",
-        "Open_vSwitch",
-        ".",
-        "dpdk_initialized=true",
-        "iface_types=[dpdkvhostuserclient,dpdkvhostuser,internal,system]",
-    )
-    return ovsdb_server
-
-
-@pytest.fixture
 def host(testdriver: libvirt.virConnect) -> Host:
     with Host.open(TEST_URI) as opened:
         yield opened

@@ -1,6 +1,9 @@
-"""A meta-test, as virtinst has: every XML property virtnet declares is written by some render.
+"""A meta-test, as virtinst has: every XML property virtnet declares is exercised, read or written.
 
-A property no spec ever sets is dead code or a missing feature; either way this test says so.
+Written by the renderer (every example and the kitchen sink); read by what reads libvirt's XML
+(inventory, viewing, migration's pre-flight and rewrite, adoption), over those renders and over the
+XML virt-install writes (tests/data/virtinst). A property nothing exercises is dead code or a
+missing feature; either way this test says so.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support import EXAMPLES, ROOT
+from virtinst_cases import DATA
 
 import virtnet.domxml
 from virtnet.domxml import HostChoices, render_domain
@@ -63,11 +68,58 @@ def set_properties() -> set[tuple[str, str]]:
     return seen
 
 
+def read_properties() -> set[tuple[str, str]]:
+    """(class, property) for every property the XML readers get or set, over renders and virt-install XML."""
+    from virtnet.adoption import adopted_xml
+    from virtnet.domxml.memory import page_size_kib
+    from virtnet.inventory import spec_of_xml, stored_spec_json
+    from virtnet.migration.destination import Relocation, relocated_xml
+    from virtnet.viewing import viewables_of
+
+    seen: set[tuple[str, str]] = set()
+    originals = {kind: (kind.__get__, kind.__set__) for kind in (XMLProperty, XMLChild)}
+
+    def recording(kind: type, method: str) -> Any:
+        original = getattr(kind, method)
+
+        def record(descriptor: Any, obj: Any, *args: Any) -> Any:
+            if obj is not None:
+                seen.add((type(obj).__name__, descriptor.name))
+            return original(descriptor, obj, *args)
+
+        return record
+
+    xmls = [domain.to_xml() for domain in renders()] + [
+        path.read_text() for path in sorted(DATA.glob("*.xml"))
+    ]
+    try:
+        for kind in originals:
+            kind.__get__ = recording(kind, "__get__")  # type: ignore[method-assign]
+            kind.__set__ = recording(kind, "__set__")  # type: ignore[method-assign]
+        for xml in xmls:
+            domain = Domain.parse(xml)
+            viewables_of(xml, "vm", running=False)
+            spec_of_xml(xml)
+            stored_spec_json(Domain.read_only(xml))
+            page_size_kib(domain)
+            relocated_xml(xml, Relocation({}, {}), None)
+            if stored_spec_json(domain) is None:
+                adopted_xml(xml)
+    finally:
+        for kind, (get, set_) in originals.items():
+            kind.__get__ = get  # type: ignore[method-assign]
+            kind.__set__ = set_  # type: ignore[method-assign]
+    return seen
+
+
+EXERCISED = set_properties() | read_properties()
+
+
 @pytest.mark.parametrize("cls", all_builders(), ids=lambda cls: cls.__name__)
-def test_every_declared_property_is_rendered(cls: type[XMLBuilder]) -> None:
+def test_every_declared_property_is_read_or_written(cls: type[XMLBuilder]) -> None:
     declared = {name for name, prop in vars(cls).items() if isinstance(prop, (XMLProperty, XMLChild))}
-    rendered = {name for owner, name in set_properties() if owner == cls.__name__}
-    assert declared - rendered == set(), f"{cls.__name__}: never rendered"
+    exercised = {name for owner, name in EXERCISED if owner == cls.__name__}
+    assert declared - exercised == set(), f"{cls.__name__}: never read nor written"
 
 
 def test_kitchen_sink_keeps_its_password_out_of_metadata() -> None:

@@ -288,16 +288,9 @@ def define(
         spec, ctx.obj = _placed(ctx.obj, spec, place_on)
     if dry_run:
         with _host(ctx) as host:
-            plan = manager.plan_define(host, spec, virt_type=virt_type)
+            plan = manager.plan_define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
             uri = host.uri
-        verb = "update" if plan.redefines else "define"
-        typer.echo(f"<!-- dry run: would {verb} '{spec.name}' on {uri}; {plan.virt_type_reason} -->")
-        typer.echo(_without_passwords(plan.xml), nl=False)
-        if plan.seed is not None:
-            _print_seed(spec)
-        for port in planned_ports(spec, "(uuid)"):
-            typer.echo(f"# OVS port {port.name} on {port.bridge} -> {port.socket}")
-        typer.echo("# dry run: nothing was changed")
+        _print_define_plan(plan, spec, uri)
         return
     with _host(ctx) as host, vmlock.held(host, spec.name, f"define {spec_path}", wait=wait_lock):
         result = manager.define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
@@ -309,6 +302,8 @@ def define(
     for port in planned_ports(spec, result.guest.uuid):
         state = "changed" if result.ports_changed else "unchanged"
         typer.echo(f"  OVS port {port.name} on {port.bridge} -> {port.socket} ({state})")
+    for override in result.overrides:
+        typer.echo(f"  overrides {override}")
     for warning in result.warnings:
         typer.echo(f"virtnet: warning: {warning}", err=True)
     if result.seed is not None:
@@ -322,6 +317,32 @@ def define(
         )
     elif result.forward_style == "passt":
         typer.echo("  port forwards: libvirt <portForward> with the passt backend")
+
+
+def _print_define_plan(plan: Any, spec: VMSpec, uri: str) -> None:
+    """--dry-run: a new domain's XML, or for a redefine a unified diff; then the OVS rows' diff."""
+    from virtnet.changes import port_text, unified
+    from virtnet.domxml.secrets import without_passwords
+
+    verb = "update" if plan.redefines else "define"
+    typer.echo(f"<!-- dry run: would {verb} '{spec.name}' on {uri}; {plan.virt_type_reason} -->")
+    if plan.current_xml is None:
+        typer.echo(_without_passwords(plan.xml), nl=False)
+    else:
+        before = without_passwords(plan.current_xml)
+        diff = unified(before, _without_passwords(plan.xml), f"{spec.name} (now)", f"{spec.name} (defined)")
+        typer.echo(diff or "# domain XML: no change", nl=not diff)
+    for override in plan.overrides:
+        typer.echo(f"# overrides {override}")
+    if plan.seed is not None:
+        _print_seed(spec)
+    if plan.ports_after or plan.ports_before:
+        before_name = "OVS (now)" if plan.ports_read else "OVS (not reachable: shown empty)"
+        diff = unified(
+            port_text(plan.ports_before), port_text(plan.ports_after), before_name, "OVS (defined)"
+        )
+        typer.echo(diff or "# OVS rows: no change", nl=not diff)
+    typer.echo("# dry run: nothing was changed")
 
 
 WaitFor = Annotated[str, typer.Option("--for", help="agent, ssh or cloud-init", show_default=False)]
@@ -852,18 +873,25 @@ def show(
     name: DomainName,
     as_json: Annotated[bool, typer.Option("--json", help="state and spec as JSON")] = False,
     as_xml: Annotated[bool, typer.Option("--xml", help="libvirt's domain XML")] = False,
+    as_spec: Annotated[
+        bool, typer.Option("--spec", help="the spec as TOML, for `virtnet define` (virtnet's domains)")
+    ] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
     from virtnet.inventory import guest_side, last_migration, nic_backends, spec_of, switch_vrings, view
     from virtnet.spec.codec import dump_spec
     from virtnet.summary import describe_spec
 
-    if as_json and as_xml:
-        raise InputError("--json and --xml: choose one")
+    given = [option for option, on in (("--json", as_json), ("--xml", as_xml), ("--spec", as_spec)) if on]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)}: choose one")
     with _host(ctx) as host:
         guest = host.lookup(name)
         if as_xml:
             typer.echo(guest.xml(), nl=False)
+            return
+        if as_spec:
+            _print_spec(name, spec_of(guest))
             return
         state = view(guest)
         spec = spec_of(guest)
@@ -928,6 +956,46 @@ def show(
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         typer.echo(f"{label + ':':<{width}} {value}")
+
+
+def _print_spec(name: str, spec: VMSpec | None) -> None:
+    from virtnet.spec.codec import spec_toml
+
+    if spec is None:
+        raise InputError(f"domain {name!r} has no virtnet spec; adopt it first with `virtnet adopt {name}`")
+    if spec.graphics is not None and spec.graphics.password is not None:
+        _warn("virtnet: note: graphics.password is not printed; add it to the file before defining it")
+    typer.echo(spec_toml(spec), nl=False)
+
+
+@command()
+def adopt(
+    ctx: typer.Context,
+    name: DomainName,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what it would store; change nothing")
+    ] = False,
+) -> None:
+    """Bring a domain virt-install or virt-manager made under virtnet: store its spec, change nothing else."""
+    from virtnet.adoption import adopt as adopt_domain
+    from virtnet.changes import unified
+    from virtnet.domxml.secrets import without_passwords
+
+    with _host(ctx) as host:
+        done = adopt_domain(host, name, dry_run=dry_run)
+        uri = host.uri
+    if dry_run:
+        before, after = without_passwords(done.xml_before), without_passwords(done.xml_after)
+        typer.echo(unified(before, after, f"{name} (now)", f"{name} (adopted)"), nl=False)
+    else:
+        typer.echo(f"Adopted domain '{name}' on {uri}: its spec is in <metadata>, nothing else changed")
+    for line in done.left:
+        typer.echo(f"  left as it is: {line}")
+    for path in done.kept:
+        typer.echo(f"  kept as the domain has it: {path}")
+    typer.echo(f"  see the spec with `virtnet show {name} --spec`")
+    if dry_run:
+        typer.echo("# dry run: nothing was changed")
 
 
 @command()

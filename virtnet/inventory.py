@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
-from xml.etree import ElementTree
 
-from virtnet.domxml.namespaces import VIRTNET_NS
+from virtnet.domxml.domain import Domain
 from virtnet.errors import SpecError, VirtnetError
 
 if TYPE_CHECKING:
@@ -14,9 +13,9 @@ if TYPE_CHECKING:
     from virtnet.virt.guest import Guest
     from virtnet.virt.host import Host
 
-# `virtnet list` reads every domain's XML for its row: the standard library's parser does that without
-# importing lxml, and the spec's models and pydantic load only where a spec is read (spec_of_xml).
-_NS = {"v": VIRTNET_NS}
+# `virtnet list` reads every domain's XML for its row through the element classes over the standard
+# library's parser (Domain.read_only), without importing lxml; the spec's models and pydantic load
+# only where a spec is read (spec_of_xml).
 
 
 # NamedTuples, not dataclasses: `virtnet list` then needs no dataclasses (nor the inspect it imports).
@@ -44,25 +43,28 @@ def list_domains(host: Host, *, include_inactive: bool = False) -> list[DomainVi
 
 
 def view(guest: Guest) -> DomainView:
-    root = ElementTree.fromstring(guest.xml())
+    domain = Domain.read_only(guest.xml())
     return DomainView(
         name=guest.name,
         uuid=guest.uuid,
         id=guest.id,
         state=guest.state,
-        managed=root.find("metadata/v:vm/v:spec", _NS) is not None,
-        virt_type=root.get("type", ""),
-        vcpus=int(root.findtext("vcpu") or 0),
-        memory_kib=int(root.findtext("memory") or 0),  # libvirt always writes KiB
+        managed=stored_spec_json(domain) is not None,
+        virt_type=domain.type or "",
+        vcpus=domain.vcpus or 0,
+        memory_kib=domain.memory_kib or 0,  # libvirt always writes KiB
         persistent=guest.is_persistent,
     )
 
 
+def stored_spec_json(domain: Domain) -> str | None:
+    info = domain.metadata.virtnet if domain.metadata is not None else None
+    return info.spec_json if info is not None else None
+
+
 def nic_backends(guest: Guest) -> dict[str, str | None]:
     """Each NIC's MAC and its <driver name> ('vhost', 'qemu' or None): which backend libvirt was told."""
-    from virtnet.domxml.domain import Domain
-
-    devices = Domain.parse(guest.xml()).devices
+    devices = Domain.read_only(guest.xml()).devices
     interfaces = devices.interfaces if devices is not None else []
     return {iface.mac.lower(): iface.driver_name for iface in interfaces if iface.mac}
 
@@ -71,19 +73,18 @@ def spec_of_xml(xml: str) -> VMSpec | None:
     """The spec stored in a domain's XML, or None when virtnet did not make the domain."""
     from virtnet.spec.codec import load_spec
 
-    root = ElementTree.fromstring(xml)
-    text = root.findtext("metadata/v:vm/v:spec", namespaces=_NS)
+    domain = Domain.read_only(xml)
+    text = stored_spec_json(domain)
     if text is None:
         return None
     # libvirt keeps the graphics password out of the stored spec, in <graphics passwd> alone.
-    password = next((g.get("passwd") for g in root.iterfind("devices/graphics[@passwd]")), None)
+    graphics = domain.devices.graphics if domain.devices is not None else []
+    password = next((g.passwd for g in graphics if g.passwd), None)
     try:
-        return load_spec(text, password=password or None)
+        return load_spec(text, password=password)
     except SpecError as err:
         problems = "; ".join(str(problem) for problem in err.problems)  # one line, for a one-line error
-        raise VirtnetError(
-            f"domain {root.findtext('name')!r} carries a spec virtnet cannot read: {problems}"
-        ) from None
+        raise VirtnetError(f"domain {domain.name!r} carries a spec virtnet cannot read: {problems}") from None
 
 
 def spec_of(guest: Guest) -> VMSpec | None:

@@ -16,11 +16,13 @@ from virtnet import faultpoint, network
 from virtnet.cloudinit import Seed, build_seed
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
+from virtnet.domxml.update import Update, update_domain
 from virtnet.errors import (
     DomainConfigRejected,
     DomainExists,
     HypervisorError,
     InvalidDomainState,
+    OvsdbError,
     StorageError,
 )
 from virtnet.hostcheck.machine import Machine
@@ -28,6 +30,7 @@ from virtnet.hostcheck.resources import require_resources
 from virtnet.inventory import list_domains as list_domains  # re-exported: `virtnet list` needs no manager
 from virtnet.inventory import spec_of
 from virtnet.ovs import vmports
+from virtnet.ovs.commands import PortSnapshot
 from virtnet.ovs.connection import Ovsdb, default_remote
 from virtnet.spec.derived import seed_path
 from virtnet.spec.models import VMSpec
@@ -51,6 +54,7 @@ class DefineResult:
     seed: SeedWrite | None = None
     removed_seed: str | None = None  # the seed of a provisioning the spec no longer has
     warnings: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()  # fields changed outside virtnet that the spec set back
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,13 @@ def define(
     domains = {style: render_domain(spec, _with_style(choices, style)) for style in _forward_styles(spec)}
     for domain in domains.values():
         validate_domain(domain)
+    updates: dict[ForwardStyle, Update] = {}
+    if existing is not None:  # read, edit, write: what virsh added to the domain stays
+        updates = {
+            style: _updated(existing, domain, _with_style(choices, style))
+            for style, domain in domains.items()
+        }
+        domains = {style: update.domain for style, update in updates.items()}
     seed = build_seed(spec)  # a bad user-data file stops us here, before anything exists
     _require_resources(host, spec, running=existing is not None and existing.guest.is_active)
     with _switch(spec, ovsdb) as db:
@@ -123,33 +134,61 @@ def define(
         seed=written,
         removed_seed=removed_seed,
         warnings=seed.warnings if seed else (),
+        overrides=tuple(str(override) for override in updates[style].overrides) if updates else (),
     )
 
 
 @dataclass(frozen=True)
 class DefinePlan:
-    """What define would do, for --dry-run: the XML, the seed, whether it redefines."""
+    """What define would do, for --dry-run: the XML before and after, the OVS rows, the seed."""
 
     xml: str
     seed: Seed | None
     redefines: bool
     virt_type_reason: str
+    current_xml: str | None = None  # the persistent XML now, None for a new domain
+    overrides: tuple[str, ...] = ()
+    ports_before: list[PortSnapshot] = field(default_factory=list)
+    ports_after: list[PortSnapshot] = field(default_factory=list)
+    ports_read: bool = False  # whether OVS was read (ports_before is what it holds)
 
 
-def plan_define(host: Host, spec: VMSpec, *, virt_type: str | None = None) -> DefinePlan:
+def plan_define(
+    host: Host, spec: VMSpec, *, virt_type: str | None = None, ovsdb: str | None = None
+) -> DefinePlan:
     """Everything define decides, changing nothing (the forward style is the first one it tries)."""
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else None)
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
+    style = _forward_styles(spec)[0]
+    if existing is not None and Domain.parse(existing.xml).qemu_commandline is not None:
+        style = "qemu-args"  # this libvirt took QEMU's hostfwd before: the diff shows what define will do
     choices = HostChoices(
-        virt_type=virt.virt_type,
-        forward_style=_forward_styles(spec)[0],
-        uuid=uuid,
-        vhost_net=host.has_vhost_net,
+        virt_type=virt.virt_type, forward_style=style, uuid=uuid, vhost_net=host.has_vhost_net
     )
     domain = render_domain(spec, choices)
     validate_domain(domain)
-    return DefinePlan(domain.to_xml(), build_seed(spec), existing is not None, virt.reason)
+    overrides: tuple[str, ...] = ()
+    if existing is not None:
+        update = _updated(existing, domain, choices)
+        domain, overrides = update.domain, tuple(str(override) for override in update.overrides)
+    vm_uuid = uuid or "(uuid)"
+    before: list[PortSnapshot] = []
+    read = False
+    if spec.ovs_nics:
+        with contextlib.suppress(OvsdbError), Ovsdb(ovsdb or default_remote(), timeout_s=2.0) as db:
+            before, read = vmports.port_rows(db, spec, vm_uuid), True
+    return DefinePlan(
+        domain.to_xml(),
+        build_seed(spec),
+        existing is not None,
+        virt.reason,
+        current_xml=Domain.parse(existing.xml).to_xml() if existing else None,  # printed alike
+        overrides=overrides,
+        ports_before=before,
+        ports_after=vmports.planned_rows(spec, vm_uuid),
+        ports_read=read,
+    )
 
 
 def start(host: Host, name: str, *, ovsdb: str | None = None) -> Guest:
@@ -232,6 +271,11 @@ class _Existing:
 
     guest: Guest
     spec: VMSpec
+    xml: str  # its persistent XML, secure: what a redefine edits
+
+
+def _updated(existing: _Existing, rendered: Domain, choices: HostChoices) -> Update:
+    return update_domain(existing.xml, existing.spec, rendered, choices)
 
 
 def _domain_to_update(host: Host, spec: VMSpec) -> _Existing | None:
@@ -252,7 +296,7 @@ def _domain_to_update(host: Host, spec: VMSpec) -> _Existing | None:
             "remove uuid from the spec or undefine the old domain",
             uri=host.uri,
         )
-    return _Existing(existing, stored)
+    return _Existing(existing, stored, existing.xml(inactive=True, secure=True))
 
 
 def _forward_styles(spec: VMSpec) -> tuple[ForwardStyle, ...]:

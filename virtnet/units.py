@@ -98,3 +98,8 @@ def mask_to_cpuset(mask: str) -> frozenset[int]:
     """'0x6' (or '6') -> {1, 2}. Raises ValueError for text that is not a hex mask."""
     value = int(mask, 16)
     return frozenset(bit for bit in range(value.bit_length()) if value >> bit & 1)
+
+
+def pages_needed(size: int, page_size: int) -> int:
+    """Pages of page_size that hold size bytes, rounded up: how hugepages are counted everywhere."""
+    return -(-size // page_size)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import ip_address
 
-from lxml import etree
-
+from virtnet.domxml.domain import Domain
 from virtnet.errors import DomainNotRunning, NoDisplay, NoSerialConsole
 from virtnet.virt.guest import Guest
 
@@ -49,27 +48,29 @@ class Viewables:
 
 
 def viewables(guest: Guest) -> Viewables:
-    root = etree.fromstring(guest.xml().encode())
+    return viewables_of(guest.xml(), guest.name, running=guest.is_active)
+
+
+def viewables_of(xml: str, name: str, *, running: bool) -> Viewables:
+    """What the domain XML offers to look at (read through the element classes)."""
+    devices = Domain.read_only(xml).devices
+    if devices is None:
+        return Viewables(name, running, (), (), None, None)
     graphics = tuple(
-        GraphicsEndpoint(
-            type=g.get("type", ""),
-            listen=g.get("listen") or _attr(g, "listen[@type='address']", "address"),
-            port=_port(g.get("port")),
-        )
-        for g in root.iterfind("devices/graphics")
-        if g.get("type") in ("vnc", "spice")
+        GraphicsEndpoint(type=g.type, listen=g.listen or g.listen_address, port=_port(g.port))
+        for g in devices.graphics
+        if g.type in ("vnc", "spice")
     )
-    models = (model.get("type") for model in root.iterfind("devices/video/model"))
-    videos = tuple(model for model in models if model and model != "none")
+    videos = tuple(video.model for video in devices.videos if video.model and video.model != "none")
     # virDomainOpenConsole(NULL) takes the first <console>, else the first <serial>.
-    first = next(iter(root.findall("devices/console") + root.findall("devices/serial")), None)
+    first = next(iter([*devices.consoles, *devices.serials]), None)
     return Viewables(
-        name=guest.name,
-        running=guest.is_active,
+        name=name,
+        running=running,
         graphics=graphics,
         videos=videos,
-        console_type=None if first is None else first.get("type"),
-        console_path=None if first is None else _attr(first, "source", "path"),
+        console_type=None if first is None else first.type,
+        console_path=None if first is None else first.source_path,
     )
 
 
@@ -113,14 +114,5 @@ def require_serial_console(v: Viewables) -> None:
         )
 
 
-def _attr(element: etree._Element, path: str, name: str) -> str | None:
-    found = element.find(path)
-    return None if found is None else found.get(name)
-
-
-def _port(text: str | None) -> int | None:
-    try:
-        port = int(text) if text else None
-    except ValueError:
-        return None
+def _port(port: int | None) -> int | None:
     return port if port and port > 0 else None  # autoport shows -1 while the domain is off

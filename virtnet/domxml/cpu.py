@@ -22,6 +22,7 @@ class Numa(XMLBuilder):
 class Cpu(XMLBuilder):
     TAG = "cpu"
     mode = XMLProperty("@mode")
+    model = XMLProperty("model")  # a named CPU model (virt-install's --cpu Haswell): read by pre-flight
     sockets = XMLProperty("topology/@sockets", INT)
     dies = XMLProperty("topology/@dies", INT)
     cores = XMLProperty("topology/@cores", INT)

@@ -8,12 +8,20 @@ from virtnet.domxml.namespaces import VIRTNET_NS
 from virtnet.domxml.xmlbuilder import INT, XMLBuilder, XMLChild, XMLProperty
 
 
+class Keep(XMLBuilder):
+    """<virtnet:keep path=...>: a field of an adopted domain the spec renders otherwise, left as it was."""
+
+    TAG = f"{{{VIRTNET_NS}}}keep"
+    path = XMLProperty("@path")
+
+
 class VirtnetInfo(XMLBuilder):
     """<virtnet:vm>: the spec as canonical JSON, and the schema version it follows."""
 
     TAG = f"{{{VIRTNET_NS}}}vm"
     version = XMLProperty("@version", INT)
     spec_json = XMLProperty(f"{{{VIRTNET_NS}}}spec")
+    kept = XMLChild(Keep, many=True)
 
 
 class Metadata(XMLBuilder):

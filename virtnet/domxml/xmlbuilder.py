@@ -7,20 +7,22 @@ properties are declared, so no class keeps a hand-written ordering list.
 
 Paths are relative to the builder's element: "@mode" is an attribute, "source/@path" an attribute
 of a child, "name" a child's text, "." the element's own text.
+
+Reading needs only what the standard library's ElementTree offers too (find, get, text, findall):
+`virtnet list` reads every domain through these classes over xml.etree (see `read_only`), without
+importing lxml. Building and editing use lxml.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from lxml import etree
-from lxml.etree import _Element as Element
+if TYPE_CHECKING:
+    from lxml.etree import _Element as Element
 
 B = TypeVar("B", bound="XMLBuilder")
-# Layout whitespace is not content: dropping it makes parsed and built trees compare equal.
-_PARSER = etree.XMLParser(remove_blank_text=True)
 
 
 def _yes_no(value: bool) -> str:
@@ -53,7 +55,11 @@ class XMLBuilder:
     _declared: ClassVar[list[str]]  # set per class by _register: child tags in declaration order
 
     def __init__(self, node: Element | None = None, *, nsmap: dict[str, str] | None = None, **values: Any):
-        self.node = node if node is not None else etree.Element(self.TAG, nsmap=nsmap)
+        if node is None:
+            from lxml import etree
+
+            node = etree.Element(self.TAG, nsmap=nsmap)
+        self.node = node
         for name, value in values.items():
             if not isinstance(getattr(type(self), name, None), (XMLProperty, XMLChild)):
                 raise TypeError(f"{type(self).__name__} has no XML property {name!r}")
@@ -61,15 +67,31 @@ class XMLBuilder:
 
     @classmethod
     def parse(cls: type[B], xml: str | bytes) -> B:
-        node = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        from lxml import etree
+
+        # Layout whitespace is not content: dropping it makes parsed and built trees compare equal.
+        parser = etree.XMLParser(remove_blank_text=True)
+        node = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser)
         if node.tag != cls.TAG:
             raise ValueError(f"expected <{cls.TAG}>, got <{node.tag}>")
         return cls(node)
+
+    @classmethod
+    def read_only(cls: type[B], xml: str) -> B:
+        """The XML parsed by the standard library, for reading only (no lxml import; see above)."""
+        from xml.etree import ElementTree
+
+        node = ElementTree.fromstring(xml)
+        if node.tag != cls.TAG:
+            raise ValueError(f"expected <{cls.TAG}>, got <{node.tag}>")
+        return cls(node)  # type: ignore[arg-type]
 
     def to_xml(self) -> str:
         return pretty_xml(self.node)
 
     def __eq__(self, other: object) -> bool:
+        from lxml import etree
+
         if not isinstance(other, XMLBuilder):
             return NotImplemented
         return etree.tostring(self.node, method="c14n") == etree.tostring(other.node, method="c14n")
@@ -77,6 +99,8 @@ class XMLBuilder:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        from lxml import etree
+
         return f"<{type(self).__name__} {etree.tostring(self.node, encoding='unicode')[:80]}>"
 
     # --- child placement -------------------------------------------------------------------
@@ -139,6 +163,8 @@ class XMLProperty:
         return None if text is None else self.kind.parse(text)
 
     def __set__(self, obj: XMLBuilder, value: Any) -> None:
+        from lxml import etree
+
         if value is None or (self.kind is FLAG and not value):
             self._remove(obj)
             return
@@ -186,13 +212,13 @@ class XMLChild(Generic[B]):
     def __get__(self, obj: XMLBuilder | None, owner: type) -> Any:
         if obj is None:
             return self
-        children = [self.cls(node) for node in obj.node.iterchildren(self.cls.TAG)]
+        children = [self.cls(node) for node in obj.node.findall(self.cls.TAG)]
         if self.many:
             return children
         return children[0] if children else None
 
     def __set__(self, obj: XMLBuilder, value: Any) -> None:
-        for node in list(obj.node.iterchildren(self.cls.TAG)):
+        for node in obj.node.findall(self.cls.TAG):
             obj.node.remove(node)
         items = value if self.many else ([] if value is None else [value])
         for item in items:
@@ -201,6 +227,8 @@ class XMLChild(Generic[B]):
 
 def pretty_xml(node: Element) -> str:
     """Deterministic, indented XML text (attribute order is the order they were set)."""
+    from lxml import etree
+
     copy = etree.fromstring(etree.tostring(node))
     etree.indent(copy, space="  ")
     return etree.tostring(copy, encoding="unicode") + "\n"
@@ -220,6 +248,8 @@ def _find(node: Element, steps: list[str]) -> Element | None:
 
 
 def _make(obj: XMLBuilder, steps: list[str]) -> Element:
+    from lxml import etree
+
     node = obj.node
     for step in steps:
         child = node.find(step)

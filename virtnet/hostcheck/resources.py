@@ -10,7 +10,7 @@ from virtnet.hostcheck.finding import Finding
 from virtnet.hostcheck.machine import Machine
 from virtnet.spec.derived import pinned_cpusets
 from virtnet.spec.models import VMSpec
-from virtnet.units import format_cpuset, format_size
+from virtnet.units import format_cpuset, format_size, pages_needed
 
 
 def resource_findings(machine: Machine, spec: VMSpec) -> list[Finding]:
@@ -29,7 +29,7 @@ def _hugepages(machine: Machine, spec: VMSpec) -> list[Finding]:
     if pages is None:
         return []
     size = format_size(pages.page_size)
-    needed = spec.memory.size // pages.page_size
+    needed = pages_needed(spec.memory.size, pages.page_size)
     pool = machine.pool(pages.page_size)
     if pool is None:
         return [

@@ -13,12 +13,14 @@ from pathlib import Path
 from lxml import etree
 
 from virtnet import socketdir
+from virtnet.domxml.domain import Domain
+from virtnet.domxml.memory import page_size_kib
 from virtnet.errors import CpuIncompatible, DomainExists, HostNotReady, InputError, InvalidDomainState
 from virtnet.ovs import switch
 from virtnet.ovs.connection import Ovsdb
 from virtnet.spec.derived import pinned_cpusets
 from virtnet.spec.models import VMSpec
-from virtnet.units import KIB, format_cpuset, parse_size
+from virtnet.units import KIB, format_cpuset, pages_needed
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
 
@@ -37,9 +39,9 @@ class Sides:
     dest_db: Ovsdb | None  # the destination's OVS, when the guest has ports there
 
     @cached_property
-    def root(self) -> etree._Element:
+    def domain(self) -> Domain:
         """The live XML, parsed once for every check that reads it."""
-        return etree.fromstring(self.xml.encode())
+        return Domain.parse(self.xml)
 
 
 def run_checks(sides: Sides) -> list[str]:
@@ -63,7 +65,8 @@ def postcopy_unsafe(sides: Sides) -> str | None:
     During post-copy the destination's vhost-user backend reads guest memory that has not arrived
     yet; OVS handles those faults only with other_config:vhost-postcopy-support=true.
     """
-    if not sides.root.xpath("devices/interface[@type='vhostuser']"):
+    interfaces = sides.domain.devices.interfaces if sides.domain.devices is not None else []
+    if not any(interface.type == "vhostuser" for interface in interfaces):
         return None
     spec = sides.dest_spec
     if spec is None or any(not nic.ovs for nic in spec.vhost_user_nics):
@@ -128,26 +131,24 @@ def _no_clash(sides: Sides) -> str:
 
 
 def _cpu_model(sides: Sides) -> str:
-    root = sides.root
-    cpu = root.find("cpu")
-    os_type = root.find("os/type")
-    arch = os_type.get("arch", "x86_64") if os_type is not None else "x86_64"
-    machine = os_type.get("machine") if os_type is not None else None
-    if cpu is not None and cpu.get("mode") == "host-passthrough":
+    domain = sides.domain
+    os = domain.os
+    arch = (os.arch if os is not None else None) or "x86_64"
+    machine = os.machine if os is not None else None
+    cpu: etree._Element | None = None
+    if domain.cpu is not None and domain.cpu.mode == "host-passthrough":
         # The guest sees the source's own CPU: the destination must offer all of it.
         cpu = etree.fromstring(sides.source.capabilities_xml().encode()).find("host/cpu")
         what = "the source host's CPU (host-passthrough)"
-    elif cpu is not None and cpu.find("model") is not None:
-        cpu = _without(cpu, ("numa", "topology", "cache"))
-        what = f"CPU model {cpu.findtext('model')}"
-    else:
-        cpu = None
+    elif domain.cpu is not None and domain.cpu.model is not None:
+        cpu = _without(domain.cpu.node, ("numa", "topology", "cache"))
+        what = f"CPU model {domain.cpu.model}"
     if cpu is None:
         return "the guest uses the hypervisor's default CPU model: nothing to compare"
     try:
         sides.dest.compare_cpu(
             etree.tostring(cpu, encoding="unicode"),
-            virt_type=root.get("type", "kvm"),
+            virt_type=domain.type or "kvm",
             arch=arch,
             machine=machine,
         )
@@ -161,15 +162,10 @@ def _cpu_model(sides: Sides) -> str:
 
 
 def _hugepages(sides: Sides) -> str:
-    root = sides.root
-    if root.find("memoryBacking/hugepages") is None:
+    page_kib = page_size_kib(sides.domain)
+    if page_kib is None:
         return "the guest does not use hugepages"
-    page = root.find("memoryBacking/hugepages/page")
-    page_kib = 2048  # the host's default size
-    if page is not None:
-        page_kib = parse_size(f"{page.get('size', '2048')}{page.get('unit', 'KiB')}") // KIB
-    memory_kib = int(root.findtext("memory") or 0)
-    needed = -(-memory_kib // page_kib)
+    needed = pages_needed((sides.domain.memory_kib or 0) * KIB, page_kib * KIB)
     free = sides.dest.free_hugepages(page_kib)
     if free < needed:
         raise HostNotReady(

@@ -132,7 +132,7 @@ def _migrate(
     copies = disks.plan_copies(source, dest, sides.xml) if request.copy_storage else []
     if request.copy_storage:
         checks.append(disks.describe(copies, dest))
-    memory_mib = int(sides.root.findtext("memory") or 0) // 1024  # libvirt writes KiB
+    memory_mib = (sides.domain.memory_kib or 0) // 1024  # libvirt writes KiB
     plan = make_plan(request, guest, memory_mib=memory_mib, postcopy_unsafe=postcopy_unsafe(sides))
     dest_xml = relocated_xml(guest.xml(secure=True, migratable=True), moves, dest_spec)
     persist_xml = relocated_xml(guest.xml(inactive=True, secure=True, migratable=True), moves, dest_spec)

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from virtnet.ovs.commands import (
+    VHOST_USER_CLIENT,
     DeletePort,
     EnsureVhostUserPort,
     PortSnapshot,
@@ -70,6 +71,24 @@ def planned_ports(spec: VMSpec, vm_uuid: str) -> list[VhostUserPort]:
             )
         )
     return ports
+
+
+def planned_rows(spec: VMSpec, vm_uuid: str) -> list[PortSnapshot]:
+    """The planned ports as the rows apply() would leave in OVS (for a diff against port_rows)."""
+    return [
+        PortSnapshot(
+            port.bridge, port.name, VHOST_USER_CLIENT, port.options, port.external_ids, port.mtu_request
+        )
+        for port in planned_ports(spec, vm_uuid)
+    ]
+
+
+def port_rows(db: Ovsdb, spec: VMSpec, vm_uuid: str) -> list[PortSnapshot]:
+    """The rows OVS has now under the planned port names and for any other port of the VM."""
+    names = {port.name for port in planned_ports(spec, vm_uuid)}
+    names |= {port.name for port in vm_ports(db) if port.vm_uuid == vm_uuid}
+    rows = Rows(db)
+    return [found for name in sorted(names) if (found := snapshot(rows, name)) is not None]
 
 
 def vm_ports(db: Ovsdb) -> list[VmPort]:

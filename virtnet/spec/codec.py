@@ -28,3 +28,10 @@ def load_spec(text: str, *, password: str | None = None) -> VMSpec:
     if password is not None and "graphics" in data:
         data["graphics"]["password"] = password
     return spec_from_dict(data)
+
+
+def spec_toml(spec: VMSpec) -> str:
+    """The spec as a TOML file `virtnet define` reads back to the same spec (secrets left out)."""
+    import tomli_w
+
+    return tomli_w.dumps(json.loads(dump_spec(spec)))

@@ -9,6 +9,7 @@ class Graphics(XMLBuilder):
     port = XMLProperty("@port", INT)
     autoport = XMLProperty("@autoport", YES_NO)
     passwd = XMLProperty("@passwd")
+    listen = XMLProperty("@listen")  # libvirt's older form, still written beside <listen>: read only
     listen_type = XMLProperty("listen/@type")
     listen_address = XMLProperty("listen/@address")
 
