@@ -75,6 +75,8 @@ def read_properties() -> set[tuple[str, str]]:
     from virtnet.inventory import spec_of_xml, stored_spec_json
     from virtnet.migration.destination import Relocation, relocated_xml
     from virtnet.viewing import viewables_of
+    from virtnet.virt.facts import domain_pins
+    from virtnet.virt.hoststate import disk_paths
 
     seen: set[tuple[str, str]] = set()
     originals = {kind: (kind.__get__, kind.__set__) for kind in (XMLProperty, XMLChild)}
@@ -102,6 +104,8 @@ def read_properties() -> set[tuple[str, str]]:
             spec_of_xml(xml)
             stored_spec_json(Domain.read_only(xml))
             page_size_kib(domain)
+            domain_pins(domain)
+            disk_paths(xml)
             relocated_xml(xml, Relocation({}, {}), None)
             if stored_spec_json(domain) is None:
                 adopted_xml(xml)

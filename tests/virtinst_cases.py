@@ -50,6 +50,11 @@ CASES: dict[str, tuple[str, ...]] = {
         "vcpupin0.vcpu=0,vcpupin0.cpuset=1,vcpupin1.vcpu=1,vcpupin1.cpuset=1,emulatorpin.cpuset=0",
         "--disk", "none", "--network", "none", "--graphics", "none",
     ),
+    "cputune-iothreadpin": (
+        "--memory", "256", "--vcpus", "2,cpuset=1", "--iothreads", "1",
+        "--cputune", "iothreadpin0.iothread=1,iothreadpin0.cpuset=0",
+        "--disk", "none", "--network", "none", "--graphics", "none",
+    ),
     "topology": (
         "--memory", "256", "--vcpus", "4,sockets=1,cores=2,threads=2",
         "--disk", "none", "--network", "none", "--graphics", "none",

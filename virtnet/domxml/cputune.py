@@ -14,7 +14,13 @@ class EmulatorPin(XMLBuilder):
     cpuset = XMLProperty("@cpuset")
 
 
+class IOThreadPin(XMLBuilder):
+    TAG = "iothreadpin"
+    cpuset = XMLProperty("@cpuset")
+
+
 class CpuTune(XMLBuilder):
     TAG = "cputune"
     vcpupins = XMLChild(VcpuPin, many=True)
     emulatorpin = XMLChild(EmulatorPin)
+    iothreadpins = XMLChild(IOThreadPin, many=True)  # read only: other tools' pins count as taken

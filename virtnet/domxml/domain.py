@@ -26,6 +26,7 @@ class Domain(XMLBuilder):
     memory_backing = XMLChild(MemoryBacking)
     vcpus = XMLProperty("vcpu", INT)
     vcpu_placement = XMLProperty("vcpu/@placement")
+    vcpu_cpuset = XMLProperty("vcpu/@cpuset")  # read only: virsh's `vcpu cpuset=` pins all vCPUs
     cputune = XMLChild(CpuTune)
     os = XMLChild(Os)
     features = XMLChild(Features)

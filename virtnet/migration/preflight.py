@@ -59,14 +59,18 @@ def run_checks(sides: Sides) -> list[str]:
     ]
 
 
+def _has_vhost_user(sides: Sides) -> bool:
+    interfaces = sides.domain.devices.interfaces if sides.domain.devices is not None else []
+    return any(interface.type == "vhostuser" for interface in interfaces)
+
+
 def postcopy_unsafe(sides: Sides) -> str | None:
     """Why post-copy could lose the guest's network, or None when it is safe.
 
     During post-copy the destination's vhost-user backend reads guest memory that has not arrived
     yet; OVS handles those faults only with other_config:vhost-postcopy-support=true.
     """
-    interfaces = sides.domain.devices.interfaces if sides.domain.devices is not None else []
-    if not any(interface.type == "vhostuser" for interface in interfaces):
+    if not _has_vhost_user(sides):
         return None
     spec = sides.dest_spec
     if spec is None or any(not nic.ovs for nic in spec.vhost_user_nics):
@@ -87,7 +91,7 @@ def _postcopy(sides: Sides) -> str:
     why = postcopy_unsafe(sides)
     if why is not None:
         return f"post-copy is not possible: {why}"
-    if sides.dest_db is not None and sides.root.xpath("devices/interface[@type='vhostuser']"):
+    if sides.dest_db is not None and _has_vhost_user(sides):
         return f"OVS at {sides.dest_db.remote} has other_config:{POSTCOPY_KEY}=true: post-copy is safe"
     return "post-copy is safe: no vhost-user NIC"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
+from virtnet.domxml.domain import Domain
 from virtnet.units import parse_cpuset
 from virtnet.virt.errors import libvirt_errors
 from virtnet.virt.host import Host, _version_triple
@@ -72,7 +73,7 @@ def host_facts(host: Host) -> HostFacts:
             defined=sorted(d.name() for d in persistent),
         )
         for dom in running:
-            cpus = _pins(etree.fromstring(dom.XMLDesc(0).encode()))
+            cpus = domain_pins(Domain.parse(dom.XMLDesc(0)))
             if cpus:
                 facts.pinned.append(PinnedDomain(dom.name(), cpus))
     return facts
@@ -88,12 +89,14 @@ def _topology(caps: etree._Element) -> tuple[dict[int, frozenset[int]], list[int
     return cell_cpus, sizes
 
 
-def _pins(dom: etree._Element) -> frozenset[int]:
+def domain_pins(domain: Domain) -> frozenset[int]:
     """Host CPUs the domain's vCPUs, emulator and I/O threads are pinned to (its <cputune>)."""
     cpus: set[int] = set()
-    for pin in dom.iterfind("cputune/*[@cpuset]"):
-        cpus |= parse_cpuset(pin.get("cpuset", ""))
-    vcpu = dom.find("vcpu")
-    if vcpu is not None and vcpu.get("cpuset") and not cpus:
-        cpus |= parse_cpuset(vcpu.get("cpuset", ""))
+    tune = domain.cputune
+    if tune is not None:
+        pins = [*tune.vcpupins, *tune.iothreadpins, *([tune.emulatorpin] if tune.emulatorpin else [])]
+        for pin in pins:
+            cpus |= parse_cpuset(pin.cpuset or "")
+    if domain.vcpu_cpuset and not cpus:
+        cpus |= parse_cpuset(domain.vcpu_cpuset)
     return frozenset(cpus)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
+from virtnet.domxml.domain import Domain
 from virtnet.virt.errors import libvirt_errors, translate
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
@@ -69,8 +70,9 @@ def volumes(host: Host) -> list[VolumeFile]:
 
 def disk_paths(xml: str) -> set[str]:
     """The files a domain's disks use, from its XML."""
-    root = etree.fromstring(xml.encode())
-    return {str(src.get("file")) for src in root.iterfind("devices/disk/source") if src.get("file")}
+    domain = Domain.parse(xml)
+    disks = domain.devices.disks if domain.devices is not None else []
+    return {disk.source_file for disk in disks if disk.source_file}
 
 
 def connection_alive(host: Host) -> bool:
