@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from virtnet.domxml.designer import AGENT_CHANNEL
+from virtnet.domxml.designer import AGENT_CHANNEL, disk_letters
 from virtnet.domxml.domain import Domain
 from virtnet.domxml.memory import page_size_kib
 from virtnet.errors import InputError, SpecError
@@ -161,7 +161,7 @@ def _disks(domain: Domain, left: list[str]) -> list[dict[str, Any]]:
         target = disk.target_dev or "?"
         bus = disk.target_bus or ""
         prefix = _DISK_PREFIX.get(bus)
-        expected = prefix + _letters(used.get(prefix, 0)) if prefix else None
+        expected = prefix + disk_letters(used.get(prefix, 0)) if prefix else None
         why = None
         if disk.type != "file" or disk.device not in ("disk", "cdrom") or not disk.source_file:
             why = "virtnet describes disks and cdroms backed by an image file"
@@ -182,15 +182,6 @@ def _disks(domain: Domain, left: list[str]) -> list[dict[str, Any]]:
             entry["cache"] = disk.driver_cache
         disks.append(entry)
     return disks
-
-
-def _letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("a") + rest) + letters
-    return letters
 
 
 def _nics(domain: Domain, left: list[str]) -> list[dict[str, Any]]:

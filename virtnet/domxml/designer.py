@@ -200,7 +200,7 @@ def _disks(spec: VMSpec) -> list[dev.Disk]:
                 driver_type=fmt,
                 driver_cache=cache,
                 source_file=path,
-                target_dev=prefix + _disk_letters(index),
+                target_dev=prefix + disk_letters(index),
                 target_bus=bus,
                 readonly=device == "cdrom",
             )
@@ -208,7 +208,7 @@ def _disks(spec: VMSpec) -> list[dev.Disk]:
     return disks
 
 
-def _disk_letters(index: int) -> str:
+def disk_letters(index: int) -> str:
     """0 -> 'a', 25 -> 'z', 26 -> 'aa', as libvirt names vda..vdz, vdaa."""
     letters = ""
     index += 1
