@@ -2,8 +2,8 @@
 
 Written by the renderer (every example and the kitchen sink); read by what reads libvirt's XML
 (inventory, viewing, migration's pre-flight and rewrite, adoption), over those renders and over the
-XML virt-install writes (tests/data/virtinst). A property nothing exercises is dead code or a
-missing feature; either way this test says so.
+XML virt-install writes (tests/data/virtinst); and a Debian 12 host's capabilities. A property
+nothing exercises is dead code or a missing feature; either way this test says so.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def set_properties() -> set[tuple[str, str]]:
 def read_properties() -> set[tuple[str, str]]:
     """(class, property) for every property the XML readers get or set, over renders and virt-install XML."""
     from virtnet.adoption import adopted_xml
+    from virtnet.domxml.capabilities import Capabilities, dac_label
     from virtnet.domxml.memory import page_size_kib
     from virtnet.inventory import spec_of_xml, stored_spec_json
     from virtnet.migration.destination import Relocation, relocated_xml
@@ -98,6 +99,9 @@ def read_properties() -> set[tuple[str, str]]:
         for kind in originals:
             kind.__get__ = recording(kind, "__get__")  # type: ignore[method-assign]
             kind.__set__ = recording(kind, "__set__")  # type: ignore[method-assign]
+        caps = Capabilities.read_only((ROOT / "tests" / "data" / "capabilities.xml").read_text())
+        assert dac_label(caps, "qemu") == "+0:+0" and caps.host is not None
+        assert caps.host.uuid and caps.host.cpu is not None and caps.host.cpu.model
         for xml in xmls:
             domain = Domain.parse(xml)
             viewables_of(xml, "vm", running=False)

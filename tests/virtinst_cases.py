@@ -12,7 +12,8 @@ from pathlib import Path
 
 DATA = Path(__file__).parent / "data" / "virtinst"
 IMAGES = "/var/tmp/virtnet-virtinst"  # disk paths the XML names (virt-install does not create them)
-_COMMON = ("--virt-type", "qemu", "--import", "--osinfo", "detect=on,require=off", "--noautoconsole")
+_COMMON = ("--virt-type", "qemu", "--import", "--noautoconsole")
+_NO_OS = ("--osinfo", "detect=on,require=off")
 _SHARED = ("--memorybacking", "access.mode=shared")
 
 CASES: dict[str, tuple[str, ...]] = {
@@ -125,6 +126,10 @@ CASES: dict[str, tuple[str, ...]] = {
         "--boot", "kernel=/var/tmp/vmlinuz,initrd=/var/tmp/initrd.img,kernel_args=console=ttyS0",
         "--disk", "none", "--network", "none", "--graphics", "none",
     ),
+    "osinfo-metadata": (  # virt-install's own <metadata> (libosinfo) must survive beside virtnet's
+        "--memory", "512", "--osinfo", "debian11",
+        "--disk", "none", "--network", "none", "--graphics", "none",
+    ),
     "extras": (
         "--memory", "256", "--sound", "ich6", "--video", "vga", "--graphics", "vnc,listen=127.0.0.1",
         "--watchdog", "i6300esb", "--rng", "/dev/urandom",
@@ -145,5 +150,16 @@ def make_images() -> None:
 
 def print_xml(uri: str, name: str) -> str:
     """What `virt-install --print-xml` writes for the case `name`, against the libvirt at `uri`."""
-    argv = ["virt-install", "--connect", uri, "--print-xml", "--name", f"vi-{name}", *_COMMON, *CASES[name]]
+    os = () if "--osinfo" in CASES[name] else _NO_OS
+    argv = [
+        "virt-install",
+        "--connect",
+        uri,
+        "--print-xml",
+        "--name",
+        f"vi-{name}",
+        *_COMMON,
+        *os,
+        *CASES[name],
+    ]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout

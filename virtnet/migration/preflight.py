@@ -13,6 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from virtnet import socketdir
+from virtnet.domxml.capabilities import Capabilities
 from virtnet.domxml.domain import Domain
 from virtnet.domxml.memory import page_size_kib
 from virtnet.errors import CpuIncompatible, DomainExists, HostNotReady, InputError, InvalidDomainState
@@ -142,8 +143,10 @@ def _cpu_model(sides: Sides) -> str:
     cpu: etree._Element | None = None
     if domain.cpu is not None and domain.cpu.mode == "host-passthrough":
         # The guest sees the source's own CPU: the destination must offer all of it.
-        cpu = etree.fromstring(sides.source.capabilities_xml().encode()).find("host/cpu")
-        what = "the source host's CPU (host-passthrough)"
+        host = Capabilities.parse(sides.source.capabilities_xml()).host
+        found = host.cpu if host is not None else None
+        cpu = found.node if found is not None else None
+        what = f"the source host's CPU ({found.model if found is not None else '?'}, host-passthrough)"
     elif domain.cpu is not None and domain.cpu.model is not None:
         cpu = _without(domain.cpu.node, ("numa", "topology", "cache"))
         what = f"CPU model {domain.cpu.model}"
@@ -221,8 +224,8 @@ def _socket_dirs(sides: Sides) -> str:
 
 
 def _host_uuid(host: Host) -> str:
-    caps = etree.fromstring(host.capabilities_xml().encode())
-    return caps.findtext("host/uuid") or host.uri
+    found = Capabilities.read_only(host.capabilities_xml()).host
+    return (found.uuid if found is not None else None) or host.uri
 
 
 def _without(element: etree._Element, tags: tuple[str, ...]) -> etree._Element:

@@ -164,22 +164,17 @@ class Host:
 
     def qemu_owner(self, virt_type: str) -> socketdir.QemuOwner | None:
         """The uid:gid libvirt runs QEMU as (the DAC base label), or None when it does not say."""
-        from lxml import etree  # only here: `virtnet list` connects without it (nor dataclasses)
-
+        from virtnet.domxml.capabilities import Capabilities, dac_label
         from virtnet.socketdir import QemuOwner
 
-        caps = etree.fromstring(self.capabilities_xml().encode())
-        for model in caps.iterfind("host/secmodel"):
-            if model.findtext("model") != "dac":
-                continue
-            label = model.find(f"baselabel[@type='{virt_type}']")
-            if label is not None:
-                uid, _, gid = (label.text or "").partition(":")
-                try:
-                    return QemuOwner(int(uid.lstrip("+")), int(gid.lstrip("+")))
-                except ValueError:
-                    return None
-        return None
+        label = dac_label(Capabilities.read_only(self.capabilities_xml()), virt_type)
+        if label is None:
+            return None
+        uid, _, gid = label.partition(":")
+        try:
+            return QemuOwner(int(uid.lstrip("+")), int(gid.lstrip("+")))
+        except ValueError:
+            return None
 
     def capabilities_xml(self) -> str:
         with libvirt_errors(self.uri):
