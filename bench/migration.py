@@ -18,7 +18,8 @@ that rotates from round to round:
   parallel-4     ... ``--parallel --parallel-connections 4``
   auto-converge  ... ``--auto-converge``
   xbzrle         ... ``--comp-methods xbzrle --compressed``
-  postcopy       ... ``--postcopy --postcopy-after-precopy``
+  postcopy       ... ``--postcopy --postcopy-after-precopy --postcopy-bandwidth CAP``
+                 (``--bandwidth`` caps pre-copy only; virtnet caps the whole job)
 
 A virsh job still running after ``--virsh-patience`` seconds is stopped with ``virsh domjobabort``
 (converged = exit status 0). Figures for both tools come from the same place: libvirt's job-completed
@@ -73,7 +74,7 @@ VIRSH_SETS: dict[str, list[str]] = {
     "parallel-4": ["--parallel", "--parallel-connections", "4"],
     "auto-converge": ["--auto-converge"],
     "xbzrle": ["--comp-methods", "xbzrle", "--compressed"],
-    "postcopy": ["--postcopy", "--postcopy-after-precopy"],
+    "postcopy": ["--postcopy", "--postcopy-after-precopy"],  # + --postcopy-bandwidth CAP, see below
 }
 TOOLS = (VIRTNET, *VIRSH_SETS)
 WORKLOADS = ("idle", "below", "above")
@@ -246,9 +247,12 @@ def migrate_virtnet(name: str, src: LabHost, dst: LabHost, cap: int) -> Result:
 
 
 def migrate_virsh(name: str, flag_set: str, src: LabHost, dst: LabHost, cap: int, patience: float) -> Result:
+    # --bandwidth caps pre-copy only; post-copy has its own limit, unlimited unless set. virtnet
+    # caps both (VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY), so virsh gets the same cap for the whole job.
+    postcopy_cap = ["--postcopy-bandwidth", str(cap)] if "--postcopy" in VIRSH_SETS[flag_set] else []
     argv = [
         "virsh", "-c", src.uri, "migrate", "--live", "--p2p", "--persistent", "--undefinesource",
-        "--bandwidth", str(cap), *VIRSH_SETS[flag_set], name, dst.uri,
+        "--bandwidth", str(cap), *VIRSH_SETS[flag_set], *postcopy_cap, name, dst.uri,
     ]  # fmt: skip
     # QEMU's own figures, as libvirt hands them to any client that listens on the source.
     event = subprocess.Popen(
