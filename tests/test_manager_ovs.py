@@ -132,3 +132,24 @@ def test_unreachable_ovsdb_is_one_line_exit_1(tmp_path: Any, testdriver: libvirt
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "--ovsdb" in result.stderr
     assert "vm1" not in [d.name() for d in testdriver.listAllDomains(0)]
+
+
+def test_source_cleanup_names_the_ports_it_removed_and_says_when_there_were_none(
+    host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect
+) -> None:
+    from virtnet.migration.run import _remove_source_ports
+
+    spec = vhost_vm_spec()
+    manager.define(host, spec, ovsdb=switch.remote)
+    uuid = testdriver.lookupByName("vm1").UUIDString()
+    other = "unix:/nonexistent-destination.sock"
+    assert _remove_source_ports(spec, uuid, switch.remote, other) == (
+        f"removed port(s) vm1-p0 from the source's OVS at {switch.remote}"
+    )
+    assert ports(switch) == []
+    # A port made by hand carries no vm-uuid: nothing of the guest's is left to remove.
+    switch.vsctl("add-port", "br0", "vm1-p0", "--", "set", "Interface", "vm1-p0", "type=dpdkvhostuserclient")
+    assert _remove_source_ports(spec, uuid, switch.remote, other) == (
+        f"no port of the guest's on the source's OVS at {switch.remote}"
+    )
+    assert ports(switch) == ["vm1-p0"]

@@ -515,4 +515,6 @@ def _remove_source_ports(spec: VMSpec | None, uuid: str, remote: str, dest_remot
             removed = vmports.remove(db, uuid)
     except OvsdbError as err:
         return f"could not remove the guest's ports from the source's OVS ({err}); run `virtnet switch gc`"
+    if not removed:  # ports made by hand, without virtnet's external_ids, are not the guest's to remove
+        return f"no port of the guest's on the source's OVS at {remote}"
     return f"removed port(s) {', '.join(removed)} from the source's OVS at {remote}"
