@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virtnet.errors import VirtnetError
 from virtnet.fleet.hostsfile import HostEntry
 from virtnet.fleet.remote import remember_tls
-from virtnet.ovs.facts import SwitchFacts
 from virtnet.units import format_cpuset
-from virtnet.virt.facts import HostFacts
+
+if TYPE_CHECKING:  # libvirt, lxml and ovs load in the reading threads, not at import
+    from virtnet.ovs.facts import SwitchFacts
+    from virtnet.virt.facts import HostFacts
 
 DEFAULT_TIMEOUT_S = 10.0
 

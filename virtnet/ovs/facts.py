@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from virtnet.ovs.connection import Ovsdb
-from virtnet.ovs.switch import dpdk_state
+from virtnet.units import mask_to_cpuset
 
 
 @dataclass
@@ -23,14 +23,25 @@ class SwitchFacts:
 
 
 def switch_facts(remote: str, timeout_s: float) -> SwitchFacts:
+    # The Open_vSwitch row read here, not through switch.dpdk_state: that module loads the spec
+    # models, which the fleet view does not need.
     with Ovsdb(remote, timeout_s=timeout_s) as db:
-        state = dpdk_state(db)
+        root = db.root()
+        config = dict(root.other_config)
         bridges = {b.name: b.datapath_type or "system" for b in db.rows("Bridge")}
-    return SwitchFacts(
-        ovs_version=state.ovs_version,
-        dpdk_version=state.version,
-        dpdk_initialized=state.initialized,
-        pmd_cpus=state.cpus("pmd-cpu-mask"),
-        lcore_cpus=state.cpus("dpdk-lcore-mask"),
-        bridges=bridges,
-    )
+        return SwitchFacts(
+            ovs_version=root.ovs_version[0] if root.ovs_version else "",
+            dpdk_version=root.dpdk_version[0] if root.dpdk_version else "",
+            dpdk_initialized=bool(root.dpdk_initialized),
+            pmd_cpus=_cpus(config.get("pmd-cpu-mask")),
+            lcore_cpus=_cpus(config.get("dpdk-lcore-mask")),
+            bridges=bridges,
+        )
+
+
+def _cpus(mask: str | None) -> frozenset[int]:
+    """A mask's CPUs; none for an unset or unreadable mask (as switch.DpdkState.cpus)."""
+    try:
+        return mask_to_cpuset(mask) if mask else frozenset()
+    except ValueError:
+        return frozenset()
