@@ -300,11 +300,11 @@ def test_libvirtd_restarted_during_a_migration_leaves_the_guest_once_with_its_po
     _out, err = move.communicate(timeout=300)
     assert move.returncode == 1
     line = err.splitlines()[-1]  # after the progress bar's lines
-    assert line == (
+    # B's incoming copy goes by itself or, if B still keeps it paused, virtnet destroys it.
+    assert line.startswith(
         f"virtnet: error: libvirtd restarted during the migration of 'mr0'; the guest now runs on the "
-        f"source {a.host.uri} only, with its port(s) mr0-p0 there; removed port(s) mr0-p0 from "
-        f"{b.host.uri}'s OVS"
-    )
+        f"source {a.host.uri} only, with its port(s) mr0-p0 there and none on {b.host.uri}"
+    ), line
     assert a.virsh("domstate", "mr0").stdout.strip() == "running"
     assert "mr0" not in b.virsh("list", "--all", "--name").stdout.split()
     assert a.qemu_pid("mr0") == qemu and boots(a, "mr0") == 1
