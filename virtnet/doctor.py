@@ -85,8 +85,6 @@ def _domains(host: Host, guests: list[Guest], locks: dict[str, vmlock.HeldLock])
     found = []
     for guest in guests:
         reason = hoststate.pause_reason(guest)
-        if reason is None:
-            continue
         job = hoststate.has_job(guest)
         if reason == "postcopy-failed":
             found.append(

@@ -15,14 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from virtnet.errors import ConnectionFailed, MigrationFailed, OvsdbError
+from virtnet.errors import ConnectionFailed, MigrationFailed, OvsdbError, VirtnetError
 from virtnet.ovs import vmports
 from virtnet.ovs.connection import Ovsdb
 from virtnet.spec.models import VMSpec
 from virtnet.virt import hoststate
+from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
 
-RECONNECT_S = 120.0
+RECONNECT_S = 60.0
 POLL_S = 1.0
 
 
@@ -48,17 +49,34 @@ def settle(source: Side, dest: Side, name: str, uuid: str) -> MigrationCutOff:
     """Find where the guest runs once both libvirtds answer and no job runs; its ports go there."""
     deadline = time.monotonic() + RECONNECT_S
     with _reopen(source.uri, deadline) as source_host, _reopen(dest.uri, deadline) as dest_host:
-        on_source, on_dest = _wait_without_job(source_host, dest_host, name, deadline)
-    where = f"libvirtd restarted during the migration of {name!r}; the guest now runs "
-    if on_source != on_dest:
-        here, there, label = (source, dest, "source") if on_source else (dest, source, "destination")
+        found = _wait_without_job(source_host, dest_host, name, deadline)
+        running = [guest is not None and guest.state in ("running", "idle") for guest in found]
+        where = f"libvirtd restarted during the migration of {name!r}; the guest now runs "
+        if running[0] == running[1]:
+            state = "on both hosts" if running[0] else "on neither host"
+            return MigrationCutOff(
+                f"{where}{state}; nothing was changed: check with `virtnet doctor` on {source.uri} "
+                f"and {dest.uri}",
+                uri=source.uri,
+            )
+        at = 0 if running[0] else 1
+        here, there = (source, dest) if at == 0 else (dest, source)
+        label = "source" if at == 0 else "destination"
+        # Only the destination's copy: a paused source after a finished copy is libvirt's to settle.
+        copy = _drop_incoming_copy(found[1]) if at == 0 else ""
         ports = _move_ports(here, there, uuid)
-        return MigrationCutOff(f"{where}on the {label} {here.uri} only{ports}", uri=source.uri)
-    state = "on both hosts" if on_source else "on neither host"
-    return MigrationCutOff(
-        f"{where}{state}; nothing was changed: check with `virtnet doctor` on {source.uri} and {dest.uri}",
-        uri=source.uri,
-    )
+    return MigrationCutOff(f"{where}on the {label} {here.uri} only{ports}{copy}", uri=source.uri)
+
+
+def _drop_incoming_copy(guest: Guest | None) -> str:
+    """The other host's copy, when it is an incoming domain left paused: it never ran the guest."""
+    if guest is None or hoststate.pause_reason(guest) not in ("migration", "starting-up"):
+        return ""
+    try:
+        guest.destroy()
+    except VirtnetError as err:
+        return f"; its paused incoming copy on {guest.uri} stays ({err}): run `virtnet doctor --fix` there"
+    return f"; destroyed its paused incoming copy on {guest.uri}"
 
 
 @contextlib.contextmanager
@@ -75,16 +93,14 @@ def _reopen(uri: str, deadline: float) -> Iterator[Host]:
         yield host
 
 
-def _wait_without_job(source: Host, dest: Host, name: str, deadline: float) -> tuple[bool, bool]:
-    """(runs on the source, runs on the destination), once neither side has a job on the guest."""
+def _wait_without_job(source: Host, dest: Host, name: str, deadline: float) -> list[Guest | None]:
+    """The guest's domain on each host, once neither has a job on it (or at the deadline)."""
     while True:
         found = [host.find(name) for host in (source, dest)]
         busy = any(guest is not None and hoststate.has_job(guest) for guest in found)
         if not busy or time.monotonic() > deadline:
-            break
+            return found
         time.sleep(POLL_S)
-    on_source, on_dest = (guest is not None and guest.is_active for guest in found)
-    return on_source, on_dest
 
 
 def _move_ports(here: Side, there: Side, uuid: str) -> str:
@@ -102,9 +118,8 @@ def _move_ports(here: Side, there: Side, uuid: str) -> str:
     if there.ovsdb and there.ovsdb != here.ovsdb:
         try:
             with Ovsdb(there.ovsdb) as db:
-                removed = vmports.remove(db, uuid)
-            if removed:
-                notes.append(f"; removed port(s) {', '.join(removed)} from {there.uri}'s OVS")
+                vmports.remove(db, uuid)
+            notes.append(f" and none on {there.uri}")
         except OvsdbError as err:
             notes.append(f"; its ports on {there.uri} stay ({err}): run `virtnet doctor --fix` there")
     return "".join(notes)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from virtnet import faultpoint, network
+from virtnet import faultpoint, network, vmlock
 from virtnet.errors import (
     DomainNotFound,
     HypervisorError,
@@ -104,7 +104,7 @@ def migrate(
     spec = spec_of_xml(xml)
     moves = relocation(spec, request.dest_socket_dir, request.dest_cpus)
     dest_spec = relocated_spec(spec, moves) if spec is not None else None
-    with _destination(request.dest_uri) as dest:
+    with _destination(request.dest_uri, name, lock=not dry_run) as dest:
         dest_remote = _dest_remote(request, dest)
         with _ovs(dest_spec, dest_remote) as dest_db:
             sides = Sides(source, guest, xml, dest, dest_spec, dest_db)
@@ -184,13 +184,17 @@ def _migrate(
 
 
 @contextlib.contextmanager
-def _destination(uri: str) -> Iterator[Host]:
+def _destination(uri: str, name: str, *, lock: bool) -> Iterator[Host]:
+    """The destination, with the VM locked there too: a define of the same name on it would meet
+    the incoming domain (the source's lock is the CLI's, see virtnet/vmlock.py)."""
     fix = (
         "check that the destination's libvirtd runs and listens; "
         "nothing was changed, the guest still runs on the source"
     )
     with Host.open(uri, fix=fix) as dest:
-        yield dest
+        held = vmlock.held(dest, name, f"migrate {name} {uri}") if lock else contextlib.nullcontext()
+        with held:
+            yield dest
 
 
 def _dest_remote(request: MigrationRequest, dest: Host) -> str:
