@@ -11,6 +11,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from virtnet.errors import HypervisorError
 from virtnet.migration import run as run_module
 from virtnet.migration.plan import Plan
@@ -175,3 +177,30 @@ def test_a_second_ctrl_c_during_the_abort_only_says_it_is_in_progress() -> None:
     assert isinstance(result.error, HypervisorError)  # the job ended: it was waited for
     assert notes.lines[0] == "interrupted: asking libvirt to abort the migration job"
     assert notes.lines[1].startswith("the abort is in progress: waiting for libvirt to end the job")
+
+
+class EarlyAbortRefusedJob(SlowAbortJob):
+    """libvirt refuses an abort before its job exists on both hosts, and the job runs on as if never
+    asked; only a later abort ends it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def abort(self) -> None:
+        self.asked += 1
+        if self.asked == 1:
+            raise HypervisorError("Requested operation is not valid: no job is active on the domain")
+        self.aborted.set()
+
+
+def test_an_abort_libvirt_refused_early_is_asked_again_until_the_job_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_module, "ABORT_RETRY_S", 0.2)
+    job, notes = EarlyAbortRefusedJob(), Notes()
+    plan = Plan(choice=Choice("precopy", "chosen with --policy"), options=MigrationOptions())
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    result = run_module._run_job(job, None, "test:///b", plan, "<d/>", "<d/>", notes)  # type: ignore[arg-type]
+    assert job.asked >= 2 and job.aborted.is_set()  # asked again (and again while it winds down)
+    assert result.stopped_by == "interrupt" and isinstance(result.error, HypervisorError)

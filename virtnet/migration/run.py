@@ -46,6 +46,10 @@ from virtnet.virt.storage import Volume
 
 POLL_S = 0.25  # short enough to see most memory passes of a stalled job, which steering counts
 CLOCK_LIMIT_S = 30.0  # how long the post-copy switch is watched for the guest running on the destination
+# libvirt refuses an abort before its job exists on both hosts (the Begin and Prepare phases: the
+# destination's QEMU is still starting) and the job then runs on as if never asked; so an abort is
+# asked again at this pace until the job ends. Seen with --copy-storage and --timeout 5 on libvirt 9.0.
+ABORT_RETRY_S = 2.0
 COMPLETED_EVENT_WAIT_S = 5.0  # libvirt sends the job-completed event as the job ends; it may lag the call
 
 
@@ -86,6 +90,7 @@ class _JobResult:
     steering: Steering | None = None
     switch_pause_ms: int | None = None  # virtnet's clock around the post-copy switch
     completed: JobStats = field(default_factory=dict)  # the source's figures at the end (libvirt's event)
+    abort_asked: float | None = None  # time.monotonic() of the last abort virtnet asked for
 
 
 def migrate(
@@ -272,17 +277,18 @@ def _run_job(
             watcher.note("interrupted: the job is in post-copy, which cannot be aborted; it finishes first")
         else:
             watcher.note("interrupted: asking libvirt to abort the migration job")
-            _abort(job)
-        _wait_out(finished, watcher)
+            _abort(job, result)
+        _wait_out(finished, watcher, job, result)
     result.wall_s = time.monotonic() - started
     return result
 
 
-def _wait_out(finished: threading.Event, watcher: Watcher) -> None:
+def _wait_out(finished: threading.Event, watcher: Watcher, job: MigrationJob, result: _JobResult) -> None:
     """Wait for the job's end whatever the user presses: the abort must finish on both hosts."""
     while not finished.is_set():
         try:
             finished.wait(POLL_S)
+            _abort_again(job, result)
         except KeyboardInterrupt:
             watcher.note(
                 "the abort is in progress: waiting for libvirt to end the job on both hosts, "
@@ -333,7 +339,9 @@ def _steer(
         elif not result.switched:
             result.stopped_by = "timeout"
             watcher.note(f"--timeout {plan.timeout_s:g} s reached: aborting the migration job")
-            _abort(job)
+            _abort(job, result)
+    elif result.stopped_by == "timeout":
+        _abort_again(job, result)
 
 
 def _switch_to_postcopy(
@@ -385,9 +393,17 @@ def _shielded(watcher: Watcher) -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-def _abort(job: MigrationJob) -> None:
-    with contextlib.suppress(HypervisorError):  # the job may have finished meanwhile
+def _abort(job: MigrationJob, result: _JobResult) -> None:
+    result.abort_asked = time.monotonic()
+    with contextlib.suppress(HypervisorError):  # the job may have finished, or not be abortable yet
         job.abort()
+
+
+def _abort_again(job: MigrationJob, result: _JobResult) -> None:
+    """The job still runs after an abort: ask again (see ABORT_RETRY_S), never after the switch."""
+    asked = result.abort_asked
+    if asked is not None and not result.switched and time.monotonic() - asked >= ABORT_RETRY_S:
+        _abort(job, result)
 
 
 def _failed(
