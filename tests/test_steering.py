@@ -180,8 +180,8 @@ def test_a_second_ctrl_c_during_the_abort_only_says_it_is_in_progress() -> None:
 
 
 class EarlyAbortRefusedJob(SlowAbortJob):
-    """libvirt refuses an abort before its job exists on both hosts, and the job runs on as if never
-    asked; only a later abort ends it."""
+    """libvirt refuses the first abort (early in the job) and the job runs on as if never asked; only
+    a later abort ends it."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -46,9 +46,9 @@ from virtnet.virt.storage import Volume
 
 POLL_S = 0.25  # short enough to see most memory passes of a stalled job, which steering counts
 CLOCK_LIMIT_S = 30.0  # how long the post-copy switch is watched for the guest running on the destination
-# libvirt refuses an abort before its job exists on both hosts (the Begin and Prepare phases: the
-# destination's QEMU is still starting) and the job then runs on as if never asked; so an abort is
-# asked again at this pace until the job ends. Seen with --copy-storage and --timeout 5 on libvirt 9.0.
+# An abort early in a job can be refused or lost, and the job then runs on as if never asked (seen on
+# libvirt 9.0: a --copy-storage move with --timeout 5, 5 s in, still in its disk copy, ran on for
+# minutes); so an abort is asked again at this pace until the job ends.
 ABORT_RETRY_S = 2.0
 COMPLETED_EVENT_WAIT_S = 5.0  # libvirt sends the job-completed event as the job ends; it may lag the call
 
