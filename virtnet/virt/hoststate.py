@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import libvirt
-from lxml import etree
 
 from virtnet.domxml.domain import Domain
 from virtnet.virt.errors import libvirt_errors, translate
 from virtnet.virt.guest import Guest
 from virtnet.virt.host import Host
+from virtnet.virt.storage import VolumeInfo, described
 
 _PAUSE_REASONS = {
     libvirt.VIR_DOMAIN_PAUSED_MIGRATION: "migration",
@@ -44,29 +42,11 @@ def has_job(guest: Guest) -> bool:
         raise translate(err, guest.uri) from None
 
 
-@dataclass(frozen=True)
-class VolumeFile:
-    path: str
-    format: str | None
-    backing: str | None  # the backing file an overlay is made over
-
-
-def volumes(host: Host) -> list[VolumeFile]:
+def volumes(host: Host) -> list[VolumeInfo]:
     """Every volume in the host's active storage pools."""
-    found = []
     with libvirt_errors(host.uri):
         pools = host.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
-        for pool in pools:
-            for vol in pool.listAllVolumes(0):
-                root = etree.fromstring(vol.XMLDesc(0).encode())
-                fmt = root.find("target/format")
-                found.append(
-                    VolumeFile(
-                        path=str(vol.path()),
-                        format=fmt.get("type") if fmt is not None else None,
-                        backing=root.findtext("backingStore/path"),
-                    )
-                )
+        found = [described(vol) for pool in pools for vol in pool.listAllVolumes(0)]
     return sorted(found, key=lambda v: v.path)
 
 

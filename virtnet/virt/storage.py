@@ -225,7 +225,12 @@ def volume_info(host: Host, path: str) -> VolumeInfo | None:
     if vol is None:
         return None
     with libvirt_errors(host.uri):
-        root = etree.fromstring(vol.XMLDesc(0))
-        capacity = int(vol.info()[1])
+        return described(vol, path)
+
+
+def described(vol: libvirt.virStorageVol, path: str | None = None) -> VolumeInfo:
+    """A volume's format, capacity and backing image from the storage API; `path` as the caller
+    named it, else libvirt's (libvirt errors raise: call it under libvirt_errors)."""
+    root = etree.fromstring(vol.XMLDesc(0))
     fmt = str(root.xpath("string(target/format/@type)")) or "raw"
-    return VolumeInfo(path, fmt, capacity, root.findtext("backingStore/path"))
+    return VolumeInfo(path or str(vol.path()), fmt, int(vol.info()[1]), root.findtext("backingStore/path"))
