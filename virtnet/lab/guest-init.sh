@@ -146,6 +146,8 @@ run_iperf_client() {
     fi
     # The peer may answer pings before its iperf3 server listens: retry for ~30 s.
     i=0
+    # START, then RETRY per failed attempt: one START and no RETRY is one run from START to the end.
+    say "VIRTNET-IPERF-START $peer"
     until iperf3 -c "$peer" -t "$secs" >/tmp/iperf.out 2>&1; do
         i=$((i + 1))
         if [ $i -ge 30 ]; then
@@ -153,9 +155,12 @@ run_iperf_client() {
             say "VIRTNET-IPERF-FAIL $peer"
             return
         fi
+        say "VIRTNET-IPERF-RETRY $i"
         sleep 1
     done
     grep -E 'sender|receiver' /tmp/iperf.out | say_lines VIRTNET-IPERF
+    # Each second's throughput: a fault test reads the gap a switch restart leaves in it.
+    grep -E ' sec ' /tmp/iperf.out | grep -vE 'sender|receiver' | say_lines VIRTNET-IPERF-INTERVAL
     say "VIRTNET-IPERF-OK $peer"
 }
 
