@@ -148,7 +148,9 @@ run_iperf_client() {
     i=0
     # START, then RETRY per failed attempt: one START and no RETRY is one run from START to the end.
     say "VIRTNET-IPERF-START $peer"
-    until iperf3 -c "$peer" -t "$secs" >/tmp/iperf.out 2>&1; do
+    # -R: the server sends and this client's per-second lines count what arrived here. A sender's
+    # lines count what its socket took, which a large send buffer keeps steady through an outage.
+    until iperf3 -R -c "$peer" -t "$secs" >/tmp/iperf.out 2>&1; do
         i=$((i + 1))
         if [ $i -ge 30 ]; then
             tail -n 1 /tmp/iperf.out | say_lines VIRTNET-IPERF
