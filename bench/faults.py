@@ -178,6 +178,8 @@ def main() -> int:
                 wait_console(logs[name], marker)
             for log in logs.values():
                 wait_replies(log, 10, -1)
+            # 3 s of replies after fa0's iperf3 started: it has connected and streams at the first kill.
+            wait_replies(logs["fa0"], 30, max(seqs(logs["fa0"])))
             pids = {name: qemu_pid(host, name) for name in logs}
             outages: list[float] = []
             for attempt in range(1, args.runs + 1):
