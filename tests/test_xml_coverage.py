@@ -75,7 +75,7 @@ def read_properties() -> set[tuple[str, str]]:
     from virtnet.domxml.memory import page_size_kib
     from virtnet.inventory import spec_of_xml, stored_spec_json
     from virtnet.migration.destination import Relocation, relocated_xml
-    from virtnet.viewing import viewables_of
+    from virtnet.viewing.viewables import viewables_of
     from virtnet.virt.facts import domain_pins
     from virtnet.virt.hoststate import disk_paths
 

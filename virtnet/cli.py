@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from virtnet import __version__
 from virtnet.errors import InputError, VirtnetError, raise_all
 from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
-    from virtnet.lab.lab import Lab, LabState
     from virtnet.migration.run import Outcome
     from virtnet.spec import VMSpec
     from virtnet.virt.host import Host
@@ -29,10 +28,34 @@ if TYPE_CHECKING:
 # (bench/startup.py; tests/test_startup.py fails when --help imports them). Annotations that name
 # those modules' types stay strings (TYPE_CHECKING above).
 
+
 # rich_markup_mode=None: typer renders help and usage errors with click's plain formatter instead of
 # importing rich (~60 ms here) for every `--help` and every mistyped option.
+class _Root(TyperGroup):
+    """The root group, which loads `virtnet lab` (virtnet/lab/cli.py) only when it is named.
+
+    The test lab is not part of the product: no product module imports virtnet.lab, this one names
+    it as a string (tests/test_layers.py), and every other command runs without it.
+    """
+
+    LAB = "lab"
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        at = names.index("switch") if "switch" in names else len(names)  # where `lab` was always listed
+        return [*names[:at], self.LAB, *names[at:]]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name != self.LAB:
+            return super().get_command(ctx, cmd_name)
+        from importlib import import_module
+
+        return typer.main.get_command(import_module("virtnet.lab.cli").lab_app)
+
+
 app = typer.Typer(
     name="virtnet",
+    cls=_Root,
     help="High-performance VMs on libvirt: hugepages, pinning, vhost-user NICs on OVS-DPDK.",
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,12 +63,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
-lab_app = typer.Typer(
-    help="A throwaway lab on this machine: libvirt hosts with OVS-DPDK, for tests and the demo.",
-    rich_markup_mode=None,
-    no_args_is_help=True,
-)
-app.add_typer(lab_app, name="lab")
 switch_app = typer.Typer(
     help="Open vSwitch with DPDK, through OVSDB: set-up, state, and ports whose VM is gone.",
     rich_markup_mode=None,
@@ -1010,27 +1027,24 @@ def console(
     ] = False,
 ) -> None:
     """The serial console, through libvirt's stream API as `virsh console`; Ctrl-] leaves."""
-    from virtnet.terminal import raw_mode
-    from virtnet.viewing import require_running, require_serial_console, viewables
-    from virtnet.virt.console import ConsoleSession
+    from virtnet.viewing.console import attach
+    from virtnet.viewing.terminal import raw_mode
 
-    with _host(ctx, events=True) as host:
-        guest = host.lookup(name)
-        found = viewables(guest)
-        require_running(found)
-        require_serial_console(found)
-        keyboard = None if log else sys.stdin.fileno()
-        with ConsoleSession(guest, _write_stdout, input_fd=keyboard, force=force) as session:
-            if keyboard is None:
-                typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
-                try:
-                    reason = session.wait()
-                except KeyboardInterrupt:
-                    return
-            else:
-                typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
-                with raw_mode(keyboard):
-                    reason = session.wait()
+    keyboard = None if log else sys.stdin.fileno()
+    with (
+        _host(ctx, events=True) as host,
+        attach(host, name, _write_stdout, input_fd=keyboard, force=force) as session,
+    ):
+        if keyboard is None:
+            typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
+            try:
+                reason = session.wait()
+            except KeyboardInterrupt:
+                return
+        else:
+            typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
+            with raw_mode(keyboard):
+                reason = session.wait()
     if reason == "guest-stopped":
         typer.echo(f"\nDomain '{name}' stopped; console closed", err=True)
     elif reason in ("escape", "input-closed"):
@@ -1050,21 +1064,13 @@ def screenshot(
     screen: Annotated[int, typer.Option(help="which head of a multi-head display")] = 0,
 ) -> None:
     """Save what the guest's display shows (PNG with QEMU 7.2, whatever FILE is called)."""
-    from virtnet import screenshot as shots
-    from virtnet.viewing import require_display, require_running, viewables
+    from virtnet.viewing.screenshot import take
 
     with _host(ctx) as host:
-        guest = host.lookup(name)
-        found = viewables(guest)
-        require_running(found)
-        require_display(found)
-        mime, data = guest.screenshot(screen)
-    image = shots.identify(data, mime)
-    shots.save(image, file)
-    typer.echo(f"Screenshot of '{name}' saved to {file}: {image.describe()}")
-    mismatch = shots.extension_mismatch(file, image)
-    if mismatch:
-        typer.echo(f"virtnet: warning: {mismatch}", err=True)
+        shot = take(host, name, file, screen=screen)
+    typer.echo(f"Screenshot of '{name}' saved to {file}: {shot.image.describe()}")
+    if shot.mismatch:
+        typer.echo(f"virtnet: warning: {shot.mismatch}", err=True)
 
 
 @command()
@@ -1076,18 +1082,14 @@ def view(
     ] = "auto",
 ) -> None:
     """Open the graphical console in virt-viewer or virt-manager; returns when its window closes."""
-    from virtnet import viewer as viewers
-    from virtnet.viewing import require_graphics, viewables
+    from virtnet.viewing import viewer as viewers
 
     with _host(ctx) as host:
-        found = viewables(host.lookup(name))
-        uri = host.uri
-    graphics = require_graphics(found)
-    launch = viewers.choose(viewer, uri, name, graphics)
-    typer.echo(f"Opening the graphical console of '{name}' ({graphics}) with {launch.viewer}")
+        found = viewers.prepare(host, name, viewer)
+    typer.echo(f"Opening the graphical console of '{name}' ({found.graphics}) with {found.launch.viewer}")
     if not found.running:
         typer.echo(f"Domain '{name}' is not running: the console shows once it starts", err=True)
-    viewers.run(launch)
+    viewers.run(found.launch)
 
 
 def _cpuset_option(option: str, text: str | None) -> frozenset[int] | None:
@@ -1288,133 +1290,6 @@ def host_prepare(
         typer.echo(change)
     if not changes:
         typer.echo("hugepages already prepared: nothing changed")
-
-
-LabDir = Annotated[
-    Path,
-    typer.Option("--dir", envvar="VIRTNET_LAB_DIR", help="where the lab keeps its state and files"),
-]
-DEFAULT_LAB_DIR = Path("/var/tmp/virtnet-lab")
-
-
-@command("up", group=lab_app)
-def lab_up(
-    hosts: Annotated[int, typer.Option(help="how many libvirt hosts (2 for migration)")] = 1,
-    hugepages_mib: Annotated[int, typer.Option(help="2 MiB hugepages for guests, on top of OVS's")] = 1024,
-    lab_dir: LabDir = DEFAULT_LAB_DIR,
-    prefix: Annotated[
-        str, typer.Option(help="names of the hosts and their namespaces: PREFIX0, PREFIX1, ...")
-    ] = "virtnet-lab",
-    address: Annotated[
-        str, typer.Option(help="loopback address of the first host; the next hosts take the next ones")
-    ] = "127.0.0.2",
-    debian: Annotated[
-        bool,
-        typer.Option("--debian", help="also build (or reuse) the Debian guest image, linked under guest/"),
-    ] = False,
-    tls: Annotated[
-        bool,
-        typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
-    ] = False,
-    postcopy: Annotated[
-        bool,
-        typer.Option("--postcopy", help="switches with vhost-user post-copy support, set before they start"),
-    ] = False,
-) -> None:
-    """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
-    import time
-
-    from virtnet.lab.lab import Lab
-
-    lab = Lab(lab_dir, prefix=prefix, first_address=address)
-    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls, postcopy=postcopy)
-    if debian:
-        typer.echo(
-            "Debian guest image: building it from Debian packages, or reusing the cached one "
-            "(the first build takes a few minutes) ...",
-            err=True,
-        )
-        started = time.monotonic()
-        image = lab.provide_debian()
-        typer.echo(
-            f"Debian guest image ready in {time.monotonic() - started:.1f} s: {image.base} "
-            f"(linked as {lab.guest_dir}/debian-*)",
-            err=True,
-        )
-    if not tls:
-        typer.echo(
-            "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
-            "any local user can control its VMs (`--tls` for certificates). Bring it down with "
-            "`virtnet lab down`.",
-            err=True,
-        )
-    _print_lab(lab, state)
-    typer.echo(f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts)")
-
-
-@command("down", group=lab_app)
-def lab_down(lab_dir: LabDir = DEFAULT_LAB_DIR) -> None:
-    """Stop everything `lab up` started (by PID) and give its hugepages back."""
-    from virtnet.lab.lab import Lab
-
-    Lab(lab_dir).down()
-    typer.echo("lab is down")
-
-
-@command("status", group=lab_app)
-def lab_status(
-    lab_dir: LabDir = DEFAULT_LAB_DIR,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Each lab host's URIs, OVS socket and health."""
-    from virtnet.lab.lab import Lab
-
-    lab = Lab(lab_dir)
-    state = lab.load()
-    if state is None:
-        if as_json:
-            typer.echo(json.dumps({"hosts": [], "guests": None}))
-            return
-        raise InputError(f"no lab in {lab_dir}; start one with `virtnet lab up`")
-    _print_lab(lab, state, as_json=as_json)
-
-
-def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
-    rows = [
-        {
-            "name": h.host.name,
-            "uri": h.host.uri,
-            "local_uri": h.host.local_uri,
-            "ovsdb": h.host.ovsdb,
-            "vhost_dir": str(h.host.vhost_dir),
-            "netns": h.host.netns,
-            "lan_addresses": h.host.lan_addresses,
-            "libvirtd": "up" if h.libvirtd else "DOWN",
-            "ovs": "up" if h.ovs else "DOWN",
-        }
-        for h in lab.health(state)
-    ]
-    guests = {"virt_type": state.virt_type, "reason": state.virt_type_reason, "kernel": str(lab.guest_dir)}
-    network = {"bridge": state.lan_bridge, "addresses": state.lan_addresses}
-    if as_json:
-        typer.echo(json.dumps({"hosts": rows, "lan": network, "guests": guests}, indent=2))
-        return
-    for row in rows:
-        typer.echo(
-            f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
-            f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
-        )
-        typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
-        if row["lan_addresses"]:
-            typer.echo(
-                f"  on the LAN: br0 {', '.join(row['lan_addresses'])} in network namespace {row['netns']}"
-            )
-    if state.lan_bridge:
-        typer.echo(
-            f"LAN: Linux bridge {state.lan_bridge} ({', '.join(state.lan_addresses)}) wires the hosts' br0 "
-            "together; Linux bridge NICs plug into it"
-        )
-    typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 
 def run() -> None:
