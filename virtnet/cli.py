@@ -912,6 +912,7 @@ def adopt(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what it would store; change nothing")
     ] = False,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Bring a domain virt-install or virt-manager made under virtnet: store its spec, change nothing else."""
     from virtnet.changes import unified
@@ -919,7 +920,7 @@ def adopt(
     from virtnet.domxml.secrets import without_passwords
 
     with _host(ctx) as host:
-        done = adopt_domain(host, name, dry_run=dry_run)
+        done = adopt_domain(host, name, dry_run=dry_run, wait_lock=wait_lock)
         uri = host.uri
     if dry_run:
         before, after = without_passwords(done.xml_before), without_passwords(done.xml_after)
