@@ -141,8 +141,8 @@ def _wait_ignoring_interrupts(future: Future[None]) -> None:
 
 
 def _move(source: HostEntry, move: Move, dest: HostEntry, policy: str) -> None:
+    from virtnet.control.migration import migrate
     from virtnet.migration.plan import MigrationRequest
-    from virtnet.migration.run import migrate
     from virtnet.virt.host import Host
 
     # Ctrl-C is the main thread's: it decides what stops, and this move finishes either way.
