@@ -38,7 +38,7 @@ def test_tls_is_the_labs_default_and_tcp_an_explicit_opt_in() -> None:
 
     assert inspect.signature(Lab.up).parameters["tls"].default is True
     shown = " ".join(CliRunner().invoke(app, ["lab", "up", "--help"], terminal_width=200).output.split())
-    assert "--tls / --tcp TLS between hosts with a throwaway CA; --tcp: plain TCP without authentication" in shown
+    assert "--tls / --tcp TLS between hosts with a throwaway CA; --tcp: plain TCP without auth" in shown
     assert "[default: tls]" in shown
 
 
