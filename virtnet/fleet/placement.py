@@ -9,6 +9,7 @@ vhost-user NICs, its OVS has DPDK initialised and each bridge with the netdev da
 Cells: the spec does not bind a guest cell to a host node, so each cell goes where it fits, on a
 node no other cell took when one has room (the guest's topology then mirrors the host's), else
 beside another cell; the verdict names each cell's node.
+
 Of the hosts that fit, the one with the most free hugepages on its node wins (then most free CPUs):
 the most room left for the next VM, and the fewest pins to move.
 """
