@@ -52,14 +52,17 @@ def lab_up(
     ] = False,
     tls: Annotated[
         bool,
-        typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
-    ] = False,
+        typer.Option(
+            "--tls/--tcp",
+            help="TLS between hosts with a throwaway CA; --tcp: plain TCP without authentication (LAB ONLY)",
+        ),
+    ] = True,
     postcopy: Annotated[
         bool,
         typer.Option("--postcopy", help="switches with vhost-user post-copy support, set before they start"),
     ] = False,
 ) -> None:
-    """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
+    """Start lab hosts: libvirtd on 127.0.0.2, .3, ... (TLS) and OVS-DPDK with bridge br0 on each."""
     import time
 
     from virtnet.lab.lab import Lab
@@ -82,12 +85,11 @@ def lab_up(
     if not tls:
         typer.echo(
             "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
-            "any local user can control its VMs (`--tls` for certificates). Bring it down with "
-            "`virtnet lab down`.",
+            "any local user can control its VMs (without --tcp the lab uses TLS with certificates). "
+            "Bring it down with `virtnet lab down`.",
             err=True,
         )
     _print_lab(lab, state)
-    typer.echo(f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts)")
 
 
 @command("down", group=lab_app)
@@ -104,7 +106,7 @@ def lab_status(
     lab_dir: LabDir = DEFAULT_LAB_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Each lab host's URIs, OVS socket and health."""
+    """Each lab host's URIs, OVSDB remotes and health, and how to connect (hosts file, TLS files)."""
     from virtnet.lab.lab import Lab
 
     lab = Lab(lab_dir)
@@ -124,6 +126,7 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             "uri": h.host.uri,
             "local_uri": h.host.local_uri,
             "ovsdb": h.host.ovsdb,
+            "ovsdb_tls": h.host.ovsdb_tls_remote,  # for clients with the lab's client certificate
             "vhost_dir": str(h.host.vhost_dir),
             "netns": h.host.netns,
             "lan_addresses": h.host.lan_addresses,
@@ -134,13 +137,16 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
     ]
     guests = {"virt_type": state.virt_type, "reason": state.virt_type_reason, "kernel": str(lab.guest_dir)}
     network = {"bridge": state.lan_bridge, "addresses": state.lan_addresses}
+    client = lab.client_pki(state)
+    connect = {"hosts_file": str(lab.hosts_file), "client_pki": str(client) if client else None}
     if as_json:
-        typer.echo(json.dumps({"hosts": rows, "lan": network, "guests": guests}, indent=2))
+        typer.echo(json.dumps({"hosts": rows, "lan": network, "guests": guests, **connect}, indent=2))
         return
     for row in rows:
+        tls_remote = f" (TLS: {row['ovsdb_tls']})" if row["ovsdb_tls"] else ""
         typer.echo(
             f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
-            f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
+            f"OVS-DPDK {row['ovs']} at {row['ovsdb']}{tls_remote}, vhost-user sockets in {row['vhost_dir']}"
         )
         typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
         if row["lan_addresses"]:
@@ -153,3 +159,14 @@ def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
             "together; Linux bridge NICs plug into it"
         )
     typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
+    first = rows[0]["name"] if rows else "NAME"
+    typer.echo(
+        f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts; "
+        f"virtnet --hosts {lab.hosts_file} -H {first} list)"
+    )
+    if client is not None:
+        typer.echo(
+            f"TLS client files: {client} (cacert.pem, clientcert.pem, clientkey.pem): "
+            f"virsh -c URI as above; ovs-vsctl --db=TLS-REMOTE -p {client / 'clientkey.pem'} "
+            f"-c {client / 'clientcert.pem'} -C {client / 'cacert.pem'} show"
+        )
