@@ -45,8 +45,9 @@ $(VENV)/.stamp: pyproject.toml | .stamp-apt
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
+# --durations: CI's log then says which tests its ~50 minutes go to.
 test: deps
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 lint: deps
 	$(VENV)/bin/ruff check virtnet tests bench cli

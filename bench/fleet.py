@@ -7,7 +7,7 @@ all hosts at once, each in a thread, with a fixed number of libvirt calls per ho
 per running domain.
 
 Two parts:
-  (1) hosts: a hosts file of real hosts (e.g. a lab's: `virtnet lab up --hosts 3 --tls` writes
+  (1) hosts: a hosts file of real hosts (e.g. a lab's: `virtnet lab up --hosts 3` writes
       <lab>/hosts.toml) with `--hosts-file`; every host's facts, both ways.
   (2) hosts x domains on libvirt's test driver (no daemon: every `test:///FILE` connection loads the
       file, in the client process): 1, 3 and 8 hosts with 1 or 50 running pinned domains each, and

@@ -18,7 +18,7 @@ VM=walkthrough-gui
 TITLE="Walkthrough GUI VM (made by virtnet)"
 WORK=$(mktemp -d /tmp/virtnet-screenshot.XXXXXX)
 XVFB_PID= LIST_PID= CONSOLE_PID=
-URI=qemu+tcp://$ADDRESS/system
+URI="qemu+tls://$ADDRESS/system?pkipath=$LAB_DIR/pki/client"  # the lab talks TLS; its client files
 
 log() { printf '==> %s\n' "$*"; }
 virtnet() { "$VIRTNET" -c "$URI" "$@"; }

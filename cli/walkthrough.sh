@@ -11,25 +11,30 @@ cd "$(dirname "$0")/.."
 
 VIRTNET=${VIRTNET:-.venv/bin/virtnet}
 export VIRTNET_LAB_DIR=/var/tmp/virtnet-lab   # the specs in cli/specs name paths in this lab
-HOST_DIR=$VIRTNET_LAB_DIR/virtnet-lab0
-URI=qemu+tcp://127.0.0.2/system
-DB=unix:$HOST_DIR/ovs/db.sock
-HOST_B_DIR=$VIRTNET_LAB_DIR/virtnet-lab1
-URI_B=qemu+tcp://127.0.0.3/system
-DB_B=unix:$HOST_B_DIR/ovs/db.sock
+# The lab talks TLS with a throwaway CA. `lab up` writes a hosts file naming each host's qemu+tls://
+# URI, OVSDB ssl: remote and the client certificate, so `virtnet --hosts FILE -H HOST` reaches it;
+# virsh and ovs-vsctl use the same client files (the URIs' ?pkipath=, -p/-c/-C).
+HOSTS=$VIRTNET_LAB_DIR/hosts.toml
+PKI=$VIRTNET_LAB_DIR/pki/client
+A=virtnet-lab0
+B=virtnet-lab1
+HOST_DIR=$VIRTNET_LAB_DIR/$A
+URI= URI_B= DB= DB_B=   # from `virtnet lab status --json` once the lab is up
 VMS=(walkthrough-vm1 walkthrough-vm2)
 DEBS=(walkthrough-deb1 walkthrough-deb2)
 started=$(date +%s)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
-vsctl() { ovs-vsctl --db="$DB" --timeout=20 "$@"; }
+vsctl_at() { local db=$1; shift; ovs-vsctl --db="$db" -p "$PKI/clientkey.pem" -c "$PKI/clientcert.pem" -C "$PKI/cacert.pem" --timeout=20 "$@"; }
+vsctl() { vsctl_at "$DB" "$@"; }
 # The VMs' ports on a host's br0: all but lan0, the lab's wire to the other host.
-vm_ports() { ovs-vsctl --db="$1" --timeout=20 list-ports br0 2>/dev/null | { grep -vx lan0 || true; } | tr '\n' ' '; }
+vm_ports() { vsctl_at "$1" list-ports br0 2>/dev/null | { grep -vx lan0 || true; } | tr '\n' ' '; }
+lab_field() { "$VIRTNET" lab status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['hosts'][$1]['$2'])"; }
 console_of() { echo "$HOST_DIR/$1.console.log"; }
 
-virtnet() { "$VIRTNET" -c "$URI" --ovsdb "$DB" "$@"; }
-virtnet_b() { "$VIRTNET" -c "$URI_B" --ovsdb "$DB_B" "$@"; }
+virtnet() { "$VIRTNET" --hosts "$HOSTS" -H "$A" "$@"; }
+virtnet_b() { "$VIRTNET" --hosts "$HOSTS" -H "$B" "$@"; }
 ticks() { grep -c 'VIRTNET-TICK' "$(console_of "$1")" || true; }
 
 teardown() {
@@ -44,7 +49,7 @@ teardown() {
     "$VIRTNET" lab down
 }
 
-step "Lab: libvirtd on $URI and OVS with DPDK, in private namespaces (lab only)"
+step "Lab: two libvirt hosts with OVS-DPDK in private namespaces, over TLS with a throwaway CA (lab only)"
 # --debian: the profiling guests at the end are real Debian guests (a progress line while the image
 # is built the first time). Hugepages: two 256 MiB test guests and two 512 MiB Debian guests, one
 # of which moves while the other stays.
@@ -52,6 +57,9 @@ debian=--debian
 [ "${VIRTNET_DEMO_PROFILING:-yes}" = no ] && debian=
 show "$VIRTNET" lab up --hosts 2 --hugepages-mib 2560 $debian
 trap teardown EXIT
+URI=$(lab_field 0 uri) URI_B=$(lab_field 1 uri) DB=$(lab_field 0 ovsdb_tls) DB_B=$(lab_field 1 ovsdb_tls)
+printf 'host A %s: %s, OVSDB %s\nhost B %s: %s, OVSDB %s\n' "$A" "$URI" "$DB" "$B" "$URI_B" "$DB_B"
+echo "(vsctl below: ovs-vsctl --db=$DB -p/-c/-C with the lab's client files in $PKI)"
 
 step "Switch set-up through OVSDB: DPDK on, netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
 show virtnet switch setup --bridge br0
@@ -68,7 +76,7 @@ done
 for vm in "${VMS[@]}"; do show virtnet start "$vm"; done
 show virtnet list
 show virtnet show walkthrough-vm1
-show ovs-vsctl --db="$DB" show
+show vsctl show
 
 step "Each guest pings the other over br0 (walkthrough: Network Profiling); reading their consoles"
 for vm in "${VMS[@]}"; do
@@ -98,12 +106,12 @@ for vm in "${VMS[@]}"; do
 done
 step "Live migration of walkthrough-vm2 to the second host, its OVS port first (walkthrough: migrate, info migrate)"
 before=$(ticks walkthrough-vm2)
-show virtnet migrate walkthrough-vm2 "$URI_B" --dest-ovsdb "$DB_B" --dest-socket-dir "$HOST_B_DIR/vhost" || failed=1
+show virtnet migrate walkthrough-vm2 --to "$B" || failed=1  # B's URI, OVSDB and socket dir from the hosts file
 show virsh -q -c "$URI_B" list --all
 printf '(ovs-vsctl) ports on host A: [%s], on host B: [%s], B link %s\n' \
     "$(vm_ports "$DB")" \
     "$(vm_ports "$DB_B")" \
-    "$(ovs-vsctl --db="$DB_B" --timeout=20 get Interface vhost-user-1 link_state 2>/dev/null || echo '?')"
+    "$(vsctl_at "$DB_B" get Interface vhost-user-1 link_state 2>/dev/null || echo '?')"
 for _ in $(seq 40); do [ "$(ticks walkthrough-vm2)" -gt $((before + 2)) ] && break; sleep 0.5; done
 after=$(ticks walkthrough-vm2)
 boots=$(grep -c 'VIRTNET-BOOTED' "$(console_of walkthrough-vm2)" || true)
@@ -124,10 +132,10 @@ for vm in "${DEBS[@]}"; do show virtnet start "$vm"; done
 for vm in "${DEBS[@]}"; do show virtnet wait "$vm" --for cloud-init --timeout 1200 || failed=1; done
 show virtnet show walkthrough-deb1
 show virtnet exec walkthrough-deb1 -- ethtool -l eth2 || failed=1
-show virtnet perf --matrix "${DEBS[@]}" --host-netns virtnet-lab0 --lan-netns virtnet-lab1 || failed=1
+show virtnet perf --matrix "${DEBS[@]}" --host-netns "$A" --lan-netns "$B" || failed=1
 
 step "A move of walkthrough-deb2 to the second host while walkthrough-deb1 pings it every 10 ms over the LAN"
-show virtnet migrate walkthrough-deb2 "$URI_B" --dest-ovsdb "$DB_B" --dest-socket-dir "$HOST_B_DIR/vhost" \
+show virtnet migrate walkthrough-deb2 --to "$B" \
     --probe walkthrough-deb1 --probe-nic 2 --unsafe || failed=1
 show virtnet perf walkthrough-deb1 walkthrough-deb2 --nic 2 --dst-connect "$URI_B" --seconds 5 || failed=1
 

@@ -23,6 +23,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite xml/*.xml instead of comparing")
 
 
+@pytest.fixture(autouse=True)
+def _one_process_per_command() -> Iterator[None]:
+    """Each test's CLI commands start without the OVSDB TLS files an earlier test's hosts left."""
+    yield
+    import sys
+
+    remote = sys.modules.get("virtnet.fleet.remote")
+    if remote is not None:
+        remote.forget_tls()
+
+
 @pytest.fixture(scope="session")
 def _testdriver_keeper() -> Iterator[libvirt.virConnect]:
     # test:///default keeps its state only while some connection to it is open; holding one for the

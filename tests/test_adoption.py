@@ -17,7 +17,7 @@ from support import EXAMPLES, ROOT, TEST_URI
 from test_cli import virtnet
 from virtinst_cases import CASES, DATA
 
-from virtnet.adoption import adopt
+from virtnet.control.adoption import adopt
 from virtnet.domxml import HostChoices, render_domain
 from virtnet.domxml.namespaces import VIRTNET_NS
 from virtnet.domxml.update import update_domain

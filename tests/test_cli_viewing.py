@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 from test_cli import virtnet
 
-from virtnet.screenshot import PNG_MAGIC
+from virtnet.viewing.screenshot import PNG_MAGIC
 
 
 def spec_file(tmp_path: Path, name: str, **extra: Any) -> str:

@@ -9,8 +9,9 @@ import pytest
 from support import TEST_URI, OvsdbServer, vhost_vm_spec
 from typer.testing import CliRunner
 
-from virtnet import doctor, manager
+from virtnet import doctor
 from virtnet.cli import app
+from virtnet.control import domains
 from virtnet.virt.host import Host
 
 
@@ -30,7 +31,7 @@ def host(testdriver: libvirt.virConnect) -> Host:
 
 
 def test_a_consistent_host_has_no_findings(host: Host, switch: OvsdbServer) -> None:
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     assert doctor.examine(host, switch.remote) == []
 
 
@@ -52,7 +53,7 @@ def test_a_port_without_its_vm_is_found_and_deleted_only_with_fix(host: Host, sw
 
 
 def test_a_vm_whose_ports_were_wiped_gets_them_back(host: Host, switch: OvsdbServer) -> None:
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     uuid = host.lookup("vm1").uuid
     switch.vsctl("del-port", "br0", "vm1-p0")  # as after the OVS database was wiped
     result = CliRunner().invoke(app, ["-c", TEST_URI, "--ovsdb", switch.remote, "doctor", "--json"])
@@ -74,7 +75,7 @@ def test_an_unreachable_switch_is_a_finding_only_when_a_vm_needs_it(
 ) -> None:
     gone = "unix:/nonexistent/db.sock"
     assert doctor.examine(host, gone) == []
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     [finding] = doctor.examine(host, gone)
     assert (finding.kind, finding.fixable) == ("switch-unreachable", False)
 

@@ -215,10 +215,12 @@ def test_daemon_pid_finds_the_listening_process(tmp_path: Path) -> None:
     header = (
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
     )
-    # 127.0.0.2:16509 listening (0A), socket inode 777
+    # 127.0.0.2:16509 listening (0A), socket inode 777; 127.0.0.4:16514 (TLS), inode 555
     (proc / "net/tcp").write_text(
         header + "   0: 0200007F:407D 00000000:0000 0A 00000000:00000000 00:00000000 "
         "00000000     0        0 777 1 0000000000000000 100 0 0 10 0\n"
+        "   1: 0400007F:4082 00000000:0000 0A 00000000:00000000 00:00000000 "
+        "00000000     0        0 555 1 0000000000000000 100 0 0 10 0\n"
     )
     (proc / "net/unix").write_text(
         "Num RefCount Protocol Flags Type St Inode Path\n"
@@ -228,7 +230,11 @@ def test_daemon_pid_finds_the_listening_process(tmp_path: Path) -> None:
     (proc / "4321/fd/5").symlink_to("socket:[777]")
     (proc / "99/fd").mkdir(parents=True)
     (proc / "99/fd/3").symlink_to("socket:[888]")
+    (proc / "77/fd").mkdir(parents=True)
+    (proc / "77/fd/4").symlink_to("socket:[555]")
     assert daemon_pid("qemu+tcp://127.0.0.2/system", proc) == 4321
+    assert daemon_pid("qemu+tls://127.0.0.4/system?pkipath=/lab/pki/client", proc) == 77
+    assert daemon_pid("qemu+tls://127.0.0.2/system", proc) is None  # 16509 is TCP's port, not TLS's
     assert daemon_pid("qemu+tcp://127.0.0.3/system", proc) is None
     assert daemon_pid("qemu:///system", proc) == 99
     assert daemon_pid("qemu+ssh://elsewhere/system", proc) is None

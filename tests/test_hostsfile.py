@@ -153,3 +153,51 @@ def test_tcp_uri_is_warned() -> None:
     assert "qemu+tls://10.0.0.1/system" in finding.fix
     assert transport_findings("qemu+tls://10.0.0.1/system") == []
     assert transport_findings("qemu:///system") == []
+
+
+def _tls_host(tmp_path: Path, name: str, ca_text: str, *, address: str = "127.0.0.1") -> str:
+    """A hosts-file entry with its own client files (key, cert, CA) under tmp_path/name."""
+    pki = tmp_path / name
+    pki.mkdir()
+    for file in ("key", "cert"):
+        (pki / f"{file}.pem").write_text(f"{file} shared by every host\n")
+    (pki / "ca.pem").write_text(ca_text)
+    return (
+        f'[[host]]\nname = "{name}"\nuri = "{TEST_URI}"\novsdb = "ssl:{address}:6640"\n'
+        f'[host.ovsdb_tls]\nkey = "{pki}/key.pem"\ncert = "{pki}/cert.pem"\nca = "{pki}/ca.pem"\n'
+    )
+
+
+def test_hosts_with_different_ovsdb_tls_files_are_refused_in_one_command(tmp_path: Path) -> None:
+    """python-ovs holds one TLS configuration per process: the second host's would silently be the first's."""
+    path = _write(
+        tmp_path,
+        _tls_host(tmp_path, "alpha", "CA one\n")
+        + _tls_host(tmp_path, "beta", "CA two\n", address="127.0.0.2")
+        + _tls_host(tmp_path, "gamma", "CA one\n", address="127.0.0.3"),  # a copy of alpha's files
+    )
+    for argv in (["hosts"], ["-H", "alpha", "migrate", "test", "--to", "beta"], ["evacuate", "alpha"]):
+        code, out, err = _run("--hosts", str(path), *argv)
+        assert (code, err.count("\n")) == (2, 1), (argv, out, err)
+        assert err.startswith("virtnet: error: hosts 'alpha' and 'beta': field 'ovsdb_tls': different key, ")
+        assert "give every host's ovsdb_tls the same client files" in err
+
+
+def test_hosts_with_the_same_ovsdb_tls_contents_share_one_command(tmp_path: Path) -> None:
+    from virtnet.fleet.hostsfile import load_hosts
+    from virtnet.fleet.remote import OvsdbTlsConflict, remember_tls
+    from virtnet.ovs import credentials
+
+    path = _write(
+        tmp_path,
+        _tls_host(tmp_path, "alpha", "CA one\n")
+        + _tls_host(tmp_path, "gamma", "CA one\n", address="127.0.0.3")
+        + _tls_host(tmp_path, "beta", "CA two\n", address="127.0.0.2"),
+    )
+    alpha, gamma, beta = load_hosts(path)
+    remember_tls(alpha)
+    remember_tls(gamma)  # other paths, the same bytes
+    assert credentials.for_remote(gamma.ovsdb) is not None
+    with pytest.raises(OvsdbTlsConflict, match="hosts 'alpha' and 'beta'"):
+        remember_tls(beta)
+    assert credentials.for_remote(beta.ovsdb) is None  # refused before anything used beta's files

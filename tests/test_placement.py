@@ -128,3 +128,71 @@ def test_ctrl_c_lets_the_moves_in_flight_finish_and_starts_no_more(monkeypatch: 
     # vm1 finished (its completion was the interrupted moment), vm2 was in flight and finished too
     not_started = "not started (interrupted)"
     assert [m.result for m in done.moves] == ["moved", "moved", not_started, not_started]
+
+
+def two_cell_spec(**cpu: object) -> VMSpec:
+    """4 vCPUs in two guest cells: 768 MiB (384 pages) with vCPUs 0-2, 256 MiB (128 pages) with 3."""
+    cells = [{"cpus": "0-2", "memory": "768MiB"}, {"cpus": "3", "memory": "256MiB"}]
+    return vhost_vm_spec(cpu={"count": 4, **cpu}, numa=cells)
+
+
+def test_each_numa_cell_goes_to_a_node_with_its_pages_and_cpus() -> None:
+    # No node has all 512 pages, but node 1 takes the big cell (384) and node 0 the small one (128).
+    split = row("split", pages={0: 200, 1: 400})
+    placement = place(two_cell_spec(), [split])
+    chosen = placement.chosen
+    assert chosen is not None
+    assert chosen.cells == {0: 1, 1: 0}
+    assert chosen.pages_by_node == {1: 384, 0: 128}
+    assert chosen.free_pages == 16  # node 1 keeps 16 pages: the tightest node the VM uses
+    assert chosen.line() == (
+        "split: chosen; numa[0] on node 1 (384 2MiB pages, 3 vCPUs); numa[1] on node 0 (128 2MiB pages, "
+        "1 vCPUs) (the spec binds no cell to a host node: each goes where it fits)"
+    )
+
+
+def test_cells_prefer_distinct_nodes_and_share_one_when_only_one_has_room() -> None:
+    roomy = place(two_cell_spec(), [row("roomy", pages={0: 600, 1: 600})]).chosen
+    assert roomy is not None and sorted(roomy.cells.values()) == [0, 1]  # one node per cell
+    one = place(two_cell_spec(), [row("one", pages={0: 0, 1: 600})]).chosen
+    assert one is not None and one.cells == {0: 1, 1: 1}  # both on node 1, which holds all 512
+    assert one.pages_by_node == {1: 512}
+
+
+def test_a_cell_that_fits_no_node_is_refused_naming_the_cell() -> None:
+    # The big cell needs 384 pages on one node: 300 + 300 is enough in sum, not on any node.
+    short = row("short", pages={0: 300, 1: 300})
+    # node 0's CPUs are all PMD cores: the 3-vCPU cell would need 3 free CPUs on node 1, which has 1
+    busy = row("busy", pages={0: 600, 1: 600}, pmd=frozenset({0, 1, 2, 3, 5, 6, 7}))
+    placement = place(two_cell_spec(), [short, busy])
+    assert placement.chosen is None
+    assert [v.line() for v in placement.verdicts] == [
+        "short: not enough hugepages for numa[0]: 384 2MiB pages and 3 free CPUs needed on one node; "
+        "node 0 has 300 pages and 4 CPUs, node 1 has 300 pages and 4 CPUs",
+        "busy: not enough free CPUs for numa[0]: 384 2MiB pages and 3 free CPUs needed on one node; "
+        "node 0 has 600 pages and 0 CPUs, node 1 has 600 pages and 1 CPUs",
+    ]
+
+
+def test_a_planned_move_reserves_each_cells_pages_on_its_node() -> None:
+    spec = two_cell_spec()
+    rows = [row("a", pages={0: 200, 1: 400})]
+    first = place(spec, rows).chosen
+    assert first is not None
+    _reserve(rows, first, spec)
+    facts = rows[0].facts
+    assert facts is not None
+    assert facts.free_pages == {0: {2048: 72}, 1: {2048: 16}}
+    assert place(spec, rows).chosen is None  # the second copy of it no longer fits
+
+
+def test_pinned_cells_replan_on_the_cells_nodes() -> None:
+    # vCPUs pinned to CPUs 0-3 (node 0); node 0 is short of pages, so both cells go to node 1 and the
+    # pins, taken by PMD cores, move to node 1's free CPUs.
+    spec = two_cell_spec(pinning={"vcpus": {"0": "0", "1": "1", "2": "2", "3": "3"}})
+    host = row("h", pages={0: 10, 1: 600}, pmd=frozenset({0, 1, 2, 3}))
+    chosen = place(spec, [host]).chosen
+    assert chosen is not None
+    assert chosen.cells == {0: 1, 1: 1}
+    assert chosen.cpus == {0: 4, 1: 5, 2: 6, 3: 7}
+    assert "pins re-planned 0->4, 1->5, 2->6, 3->7 on free CPUs of node 1" in chosen.line()

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from virtnet.control import migration as run_module
 from virtnet.errors import HypervisorError
-from virtnet.migration import run as run_module
 from virtnet.migration.plan import Plan
 from virtnet.migration.policy import Choice
 from virtnet.migration.steering import STALL_PASSES, Ladder, Steering

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from virtnet import screenshot, viewer
 from virtnet.errors import InputError, ScreenshotError, ViewerFailed, ViewerNotFound, ViewerUnusable
-from virtnet.viewing import GraphicsEndpoint
+from virtnet.viewing import screenshot, viewer
+from virtnet.viewing.viewables import GraphicsEndpoint
 
 LOOPBACK_VNC = GraphicsEndpoint(type="vnc", listen="127.0.0.1", port=5900)
 ANY_VNC = GraphicsEndpoint(type="vnc", listen="0.0.0.0", port=5900)

@@ -70,12 +70,12 @@ def set_properties() -> set[tuple[str, str]]:
 
 def read_properties() -> set[tuple[str, str]]:
     """(class, property) for every property the XML readers get or set, over renders and virt-install XML."""
-    from virtnet.adoption import adopted_xml
+    from virtnet.control.adoption import adopted_xml
     from virtnet.domxml.capabilities import Capabilities, dac_label
     from virtnet.domxml.memory import page_size_kib
     from virtnet.inventory import spec_of_xml, stored_spec_json
     from virtnet.migration.destination import Relocation, relocated_xml
-    from virtnet.viewing import viewables_of
+    from virtnet.viewing.viewables import viewables_of
     from virtnet.virt.facts import domain_pins
     from virtnet.virt.hoststate import disk_paths
 

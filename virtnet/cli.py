@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -9,18 +10,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from virtnet import __version__
 from virtnet.errors import InputError, VirtnetError, raise_all
-from virtnet.units import KIB, format_size
 
 if TYPE_CHECKING:
-    from virtnet.lab.lab import Lab, LabState
-    from virtnet.migration.run import Outcome
+    from virtnet.control.domains import DefinePlan, DefineResult
+    from virtnet.control.migration import Outcome
     from virtnet.spec import VMSpec
     from virtnet.virt.host import Host
 
@@ -29,10 +29,34 @@ if TYPE_CHECKING:
 # (bench/startup.py; tests/test_startup.py fails when --help imports them). Annotations that name
 # those modules' types stay strings (TYPE_CHECKING above).
 
+
 # rich_markup_mode=None: typer renders help and usage errors with click's plain formatter instead of
 # importing rich (~60 ms here) for every `--help` and every mistyped option.
+class _Root(TyperGroup):
+    """The root group, which loads `virtnet lab` (virtnet/lab/cli.py) only when it is named.
+
+    The test lab is not part of the product: no product module imports virtnet.lab, this one names
+    it as a string (tests/test_layers.py), and every other command runs without it.
+    """
+
+    LAB = "lab"
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        at = names.index("switch") if "switch" in names else len(names)  # where `lab` was always listed
+        return [*names[:at], self.LAB, *names[at:]]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name != self.LAB:
+            return super().get_command(ctx, cmd_name)
+        from importlib import import_module
+
+        return typer.main.get_command(import_module("virtnet.lab.cli").lab_app)
+
+
 app = typer.Typer(
     name="virtnet",
+    cls=_Root,
     help="High-performance VMs on libvirt: hugepages, pinning, vhost-user NICs on OVS-DPDK.",
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,12 +64,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 F = TypeVar("F", bound=Callable[..., Any])
-lab_app = typer.Typer(
-    help="A throwaway lab on this machine: libvirt hosts with OVS-DPDK, for tests and the demo.",
-    rich_markup_mode=None,
-    no_args_is_help=True,
-)
-app.add_typer(lab_app, name="lab")
 switch_app = typer.Typer(
     help="Open vSwitch with DPDK, through OVSDB: set-up, state, and ports whose VM is gone.",
     rich_markup_mode=None,
@@ -277,8 +295,7 @@ def define(
     ] = None,
 ) -> None:
     """Define (or update) a domain from a spec."""
-    from virtnet import manager, vmlock
-    from virtnet.ovs.vmports import planned_ports
+    from virtnet.control import domains
     from virtnet.virt.virttype import override_problem
 
     problems = [bad for bad in (override_problem(virt_type),) if bad]
@@ -286,20 +303,30 @@ def define(
     raise_all(problems)
     if place_on is not None:
         spec, ctx.obj = _placed(ctx.obj, spec, place_on)
-    if dry_run:
-        with _host(ctx) as host:
-            plan = manager.plan_define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
-            uri = host.uri
-        _print_define_plan(plan, spec, uri)
-        return
-    with _host(ctx) as host, vmlock.held(host, spec.name, f"define {spec_path}", wait=wait_lock):
-        result = manager.define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb)
-        verb = "Updated" if result.redefined else "Defined"
-        typer.echo(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {host.uri}")
+    with _host(ctx) as host:
+        if dry_run:
+            _print_define_plan(
+                domains.plan_define(host, spec, virt_type=virt_type, ovsdb=ctx.obj.ovsdb), spec, host.uri
+            )
+            return
+        result = domains.define(
+            host,
+            spec,
+            virt_type=virt_type,
+            ovsdb=ctx.obj.ovsdb,
+            wait_lock=wait_lock,
+            holder=f"define {spec_path}",
+        )
+    _print_defined(result, spec, host.uri)
+
+
+def _print_defined(result: DefineResult, spec: VMSpec, uri: str) -> None:
+    verb = "Updated" if result.redefined else "Defined"
+    typer.echo(f"{verb} domain '{spec.name}' ({result.guest.uuid}) on {uri}")
     typer.echo(f"  type {result.virt_type}: {result.virt_type_reason}")
     for path in result.created_disks:
         typer.echo(f"  created disk {path}")
-    for port in planned_ports(spec, result.guest.uuid):
+    for port in result.ports:
         state = "changed" if result.ports_changed else "unchanged"
         typer.echo(f"  OVS port {port.name} on {port.bridge} -> {port.socket} ({state})")
     for override in result.overrides:
@@ -319,7 +346,7 @@ def define(
         typer.echo("  port forwards: libvirt <portForward> with the passt backend")
 
 
-def _print_define_plan(plan: Any, spec: VMSpec, uri: str) -> None:
+def _print_define_plan(plan: DefinePlan, spec: VMSpec, uri: str) -> None:
     """--dry-run: a new domain's XML, or for a redefine a unified diff; then the OVS rows' diff."""
     from virtnet.changes import port_text, unified
     from virtnet.domxml.secrets import without_passwords
@@ -357,13 +384,14 @@ def start(
         str | None, typer.Option("--wait", help="then wait until ready: agent, ssh or cloud-init")
     ] = None,
     timeout: WaitTimeout = 600.0,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Start a defined domain; with --wait, return once the guest is ready for that."""
-    from virtnet import manager
+    from virtnet.control import domains
 
     what = _readiness("--wait", wait) if wait else None
     with _host(ctx) as host:
-        guest = manager.start(host, name, ovsdb=ctx.obj.ovsdb)
+        guest = domains.start(host, name, ovsdb=ctx.obj.ovsdb, wait_lock=wait_lock)
         typer.echo(f"Domain '{name}' started")
         if what:
             _wait(host, guest, what, timeout)
@@ -506,22 +534,23 @@ def stop(
         bool, typer.Option("--force", help="power off at once instead of an ACPI shutdown")
     ] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for an ACPI shutdown")] = 60.0,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Shut a domain down (ACPI), or power it off with --force."""
-    from virtnet import manager
+    from virtnet.control import domains
 
     with _host(ctx) as host:
-        manager.stop(host, name, force=force, timeout_s=timeout)
+        domains.stop(host, name, force=force, timeout_s=timeout, wait_lock=wait_lock)
     typer.echo(f"Domain '{name}' {'powered off' if force else 'shut down'}")
 
 
 @command()
-def undefine(ctx: typer.Context, name: DomainName) -> None:
+def undefine(ctx: typer.Context, name: DomainName, wait_lock: WaitLockOption = False) -> None:
     """Remove a stopped domain's definition, its OVS ports and its cloud-init seed (disk images stay)."""
-    from virtnet import manager
+    from virtnet.control import domains
 
     with _host(ctx) as host:
-        result = manager.undefine(host, name, ovsdb=ctx.obj.ovsdb)
+        result = domains.undefine(host, name, ovsdb=ctx.obj.ovsdb, wait_lock=wait_lock)
     typer.echo(f"Domain '{name}' undefined")
     for port in result.ports:
         typer.echo(f"  removed OVS port {port}")
@@ -597,82 +626,70 @@ def migrate(
     wait_lock: WaitLockOption = False,
 ) -> None:
     """Live-migrate a running domain to another libvirt host, peer to peer, with its OVS ports."""
-    from virtnet import vmlock
+    from virtnet.control.migration import migrate as run_migration
     from virtnet.migration.display import ProgressBar
     from virtnet.migration.plan import MigrationRequest
-    from virtnet.migration.run import migrate as run_migration
 
-    problems: list[InputError] = []
-    if to is not None and dest_uri is not None:
-        problems.append(InputError(f"--to {to} and the destination URI {dest_uri}: give one of them"))
-    elif to is not None:
-        from virtnet.fleet.destination import resolve
-
-        found = resolve(ctx.obj.hosts_file, to, ctx.obj.uri, name)
-        for line in found.reasons:
-            _warn(f"placement: {line}")
-        dest_uri, dest_ovsdb = found.uri, dest_ovsdb or found.ovsdb
-        dest_socket_dir = dest_socket_dir or found.socket_dir
-        dest_cpus = dest_cpus or _cpus_text(found.dest_cpus)
-        link_speed = found.link_mib_s or link_speed
-    elif dest_uri is None:
-        problems.append(InputError("give the destination: a libvirt URI, or --to HOST from the hosts file"))
     request = MigrationRequest(
         dest_uri=dest_uri or "",
-        policy=_collect(
-            problems,
-            lambda: _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy")),
-        ),
+        to=to,
+        policy=cast(Any, policy),
         parallel=parallel,
         auto_converge=auto_converge,
         postcopy=postcopy,
         postcopy_after=postcopy_after,
-        compress=_collect(
-            problems, lambda: _choice("--compress", compress, ("xbzrle",)) if compress else None
-        ),
+        compress=cast(Any, compress),
         bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_downtime,
         max_downtime_ceiling_ms=max_downtime_ceiling,
         copy_storage=copy_storage,
         unsafe=unsafe,
         timeout_s=timeout,
-        on_timeout=_collect(problems, lambda: _choice("--on-timeout", on_timeout, ("abort", "postcopy"))),
+        on_timeout=cast(Any, on_timeout),
         link_mib_s=link_speed,
         dest_socket_dir=dest_socket_dir,
-        dest_cpus=_collect(problems, lambda: _cpuset_option("--dest-cpus", dest_cpus)),
+        dest_cpus=dest_cpus,
         dest_ovsdb=dest_ovsdb,
         probe=probe,
         probe_netns=probe_netns,
         probe_nic=probe_nic,
     )
-    raise_all(problems + request.problems())
-    with _host(ctx) as host:
-        if dry_run:
-            outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, dry_run=True)
-        else:
-            lock = vmlock.held(host, name, f"migrate {name} {dest_uri}", wait=wait_lock)
-            with lock, ProgressBar(name) as bar:
-                outcome = run_migration(host, name, request, ovsdb=ctx.obj.ovsdb, watcher=bar)
-    plan, report = outcome.plan, outcome.report
+    request.validate()
+    with _host(ctx) as host, contextlib.nullcontext() if dry_run else ProgressBar(name) as bar:
+        outcome = run_migration(
+            host,
+            name,
+            request,
+            ovsdb=ctx.obj.ovsdb,
+            hosts_file=ctx.obj.hosts_file,
+            dry_run=dry_run,
+            watcher=bar,
+            wait_lock=wait_lock,
+        )
+    for line in outcome.placement:
+        _warn(f"placement: {line}")
     if as_json:
-        data: dict[str, Any] = {
-            "checks": outcome.checks,
-            "policy": plan.choice.policy,
-            "reason": plan.choice.reason,
-            "flags": plan.options.flag_names(),
-            "destination_ports": outcome.dest_ports,
-            "destination_xml": _without_passwords(outcome.dest_xml) if report is None else None,
-            "report": asdict(report) if report else None,
-        }
-        typer.echo(json.dumps(data, indent=2))
-        return
-    if report is None:
+        typer.echo(json.dumps(_migration_json(outcome), indent=2))
+    elif outcome.report is None:
         _print_migration_plan(outcome)
-        return
-    for line in report.lines():
-        typer.echo(line)
-    if outcome.cleanup_note:
-        typer.echo(outcome.cleanup_note)
+    else:
+        for line in outcome.report.lines():
+            typer.echo(line)
+        if outcome.cleanup_note:
+            typer.echo(outcome.cleanup_note)
+
+
+def _migration_json(outcome: Outcome) -> dict[str, Any]:
+    plan, report = outcome.plan, outcome.report
+    return {
+        "checks": outcome.checks,
+        "policy": plan.choice.policy,
+        "reason": plan.choice.reason,
+        "flags": plan.options.flag_names(),
+        "destination_ports": outcome.dest_ports,
+        "destination_xml": _without_passwords(outcome.dest_xml) if report is None else None,
+        "report": asdict(report) if report else None,
+    }
 
 
 @command()
@@ -712,42 +729,26 @@ def perf(
     """Measure a network path as the walkthrough does: iperf3 and ping, through the NIC named."""
     from virtnet.perf import display
     from virtnet.perf.measure import PerfOptions
-    from virtnet.perf.run import perf_matrix, perf_path
+    from virtnet.perf.run import Matrix
+    from virtnet.perf.run import perf as measure
 
     options = PerfOptions(streams=streams, seconds=seconds, reverse=reverse, ping_count=ping_count, port=port)
-    if matrix:
-        if nic is not None or dst_connect is not None:
-            raise InputError("--matrix measures every NIC on every path: leave out --nic and --dst-connect")
-        table = perf_matrix(
-            ctx.obj.uri,
-            ends,
-            options,
-            host_netns=host_netns,
-            lan_netns=lan_netns,
-            progress=lambda line: None if as_json else typer.echo(line, err=True),
-        )
-        if as_json:
-            typer.echo(json.dumps(display.matrix_json(table), indent=2))
-        else:
-            for line in display.matrix_lines(table):
-                typer.echo(line)
-        return
-    if len(ends) != 2:
-        raise InputError(f"perf takes SRC and DST ({len(ends)} given); or --matrix VM [PEER]")
-    result = perf_path(
+    result = measure(
         ctx.obj.uri,
-        ends[0],
-        ends[1],
+        ends,
         options,
+        matrix=matrix,
         nic=nic,
         host_netns=host_netns,
         lan_netns=lan_netns,
         dst_uri=dst_connect,
+        progress=lambda line: None if as_json else typer.echo(line, err=True),
     )
     if as_json:
-        typer.echo(json.dumps(display.path_json(result), indent=2))
+        data = display.matrix_json(result) if isinstance(result, Matrix) else display.path_json(result)
+        typer.echo(json.dumps(data, indent=2))
         return
-    for line in display.path_lines(result):
+    for line in display.matrix_lines(result) if isinstance(result, Matrix) else display.path_lines(result):
         typer.echo(line)
 
 
@@ -778,12 +779,6 @@ def _print_migration_plan(outcome: Outcome) -> None:
     if outcome.dest_ports:
         typer.echo(f"ports to create on the destination's OVS: {', '.join(outcome.dest_ports)}")
     typer.echo("dry run: nothing was changed")
-
-
-def _cpus_text(cpus: frozenset[int] | None) -> str | None:
-    from virtnet.units import format_cpuset
-
-    return format_cpuset(cpus) if cpus else None
 
 
 def _collect(problems: list[InputError], check: Callable[[], Any]) -> Any:
@@ -836,8 +831,9 @@ def evacuate(
 ) -> None:
     """Live-migrate every running VM off a host, each to a host placement chooses; then a summary."""
     from virtnet.fleet import evacuate as evacuation
+    from virtnet.migration.plan import POLICIES
 
-    _choice("--policy", policy, ("auto", "precopy", "multifd", "auto-converge", "postcopy"))
+    _choice("--policy", policy, POLICIES)
     source, moves, dests = evacuation.plan(ctx.obj.hosts_file, host_name, to)
     if dry_run:
         for move in moves:
@@ -878,84 +874,25 @@ def show(
     ] = False,
 ) -> None:
     """Show a domain: its state and the spec it was made from, read from libvirt alone."""
-    from virtnet.inventory import guest_side, last_migration, nic_backends, spec_of, switch_vrings, view
-    from virtnet.spec.codec import dump_spec
-    from virtnet.summary import describe_spec
+    from virtnet.control.report import show as show_domain
+    from virtnet.summary import report_rows
 
     given = [option for option, on in (("--json", as_json), ("--xml", as_xml), ("--spec", as_spec)) if on]
     if len(given) > 1:
         raise InputError(f"{' and '.join(given)}: choose one")
     with _host(ctx) as host:
-        guest = host.lookup(name)
-        if as_xml:
-            typer.echo(guest.xml(), nl=False)
-            return
-        if as_spec:
-            _print_spec(name, spec_of(guest))
-            return
-        state = view(guest)
-        spec = spec_of(guest)
-        backends = nic_backends(guest)
-        migration = last_migration(guest)
-        inside = guest_side(guest, spec)
-        vrings = switch_vrings(guest, spec, ctx.obj.ovsdb) if state.id is not None else None
-    if as_json:
-        data = {
-            "domain": state.as_dict(),
-            "spec": json.loads(dump_spec(spec)) if spec else None,
-            "guest": inside.as_dict() if inside else None,
-            "ovs_vrings": vrings,
-            "last_migration": asdict(migration) if migration else None,
-        }
-        typer.echo(json.dumps(data, indent=2))
-        return
-    rows = [
-        ("Name", state.name),
-        ("UUID", state.uuid),
-        ("State", state.state),
-        ("Type", state.virt_type),
-        ("Managed", "by virtnet" if spec else "no (not defined by virtnet)"),
-    ]
-    rows += (
-        describe_spec(spec, backends)
-        if spec
-        else [
-            ("vCPUs", str(state.vcpus)),
-            ("Memory", format_size(state.memory_kib * KIB)),
-        ]
-    )
-    if inside is not None:
-        rows.append(("Guest OS", inside.os or "?"))
-        rows.append(("Hostname", inside.hostname or "?"))
-        for nic in inside.nics:
-            which = f"NIC {nic['nic']}" if nic["nic"] is not None else "NIC -"
-            addresses = ", ".join(nic["addresses"]) or "no address"
-            rows.append(
-                (f"{which} in guest", f"{nic['name']} {nic['mac'] or ''} {addresses}".replace("  ", " "))
-            )
-            if nic["queues"]:
-                queues = nic["queues"]
-                ovs = (vrings or {}).get(nic["nic"])
-                beside = f", OVS num_of_vrings {ovs}" if ovs is not None else ""
-                rows.append(
-                    (
-                        f"{which} queues",
-                        f"{queues['enabled']} of {queues['max']} enabled in the guest{beside}",
-                    )
-                )
-    elif state.id is not None and spec is not None and spec.agent:
-        rows.append(("Guest agent", "not answering (booting, or qemu-guest-agent not running)"))
-    if migration:
-        rows.append(
-            (
-                "Last migration",
-                f"{migration.finished_at} from {migration.source}: {migration.policy}, total "
-                f"{migration.total_ms} ms, downtime {migration.downtime_ms} ms",
-            )
-        )
-    width = max(len(label) for label, _ in rows) + 1
-    for label, value in rows:
-        typer.echo(f"{label + ':':<{width}} {value}")
+        report = show_domain(host, name, ovsdb=ctx.obj.ovsdb, live=not (as_xml or as_spec))
+    if as_xml:
+        typer.echo(report.xml, nl=False)
+    elif as_spec:
+        _print_spec(name, report.spec)
+    elif as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        rows = report_rows(report)
+        width = max(len(label) for label, _ in rows) + 1
+        for label, value in rows:
+            typer.echo(f"{label + ':':<{width}} {value}")
 
 
 def _print_spec(name: str, spec: VMSpec | None) -> None:
@@ -975,14 +912,15 @@ def adopt(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what it would store; change nothing")
     ] = False,
+    wait_lock: WaitLockOption = False,
 ) -> None:
     """Bring a domain virt-install or virt-manager made under virtnet: store its spec, change nothing else."""
-    from virtnet.adoption import adopt as adopt_domain
     from virtnet.changes import unified
+    from virtnet.control.adoption import adopt as adopt_domain
     from virtnet.domxml.secrets import without_passwords
 
     with _host(ctx) as host:
-        done = adopt_domain(host, name, dry_run=dry_run)
+        done = adopt_domain(host, name, dry_run=dry_run, wait_lock=wait_lock)
         uri = host.uri
     if dry_run:
         before, after = without_passwords(done.xml_before), without_passwords(done.xml_after)
@@ -1010,27 +948,24 @@ def console(
     ] = False,
 ) -> None:
     """The serial console, through libvirt's stream API as `virsh console`; Ctrl-] leaves."""
-    from virtnet.terminal import raw_mode
-    from virtnet.viewing import require_running, require_serial_console, viewables
-    from virtnet.virt.console import ConsoleSession
+    from virtnet.viewing.console import attach
+    from virtnet.viewing.terminal import raw_mode
 
-    with _host(ctx, events=True) as host:
-        guest = host.lookup(name)
-        found = viewables(guest)
-        require_running(found)
-        require_serial_console(found)
-        keyboard = None if log else sys.stdin.fileno()
-        with ConsoleSession(guest, _write_stdout, input_fd=keyboard, force=force) as session:
-            if keyboard is None:
-                typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
-                try:
-                    reason = session.wait()
-                except KeyboardInterrupt:
-                    return
-            else:
-                typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
-                with raw_mode(keyboard):
-                    reason = session.wait()
+    keyboard = None if log else sys.stdin.fileno()
+    with (
+        _host(ctx, events=True) as host,
+        attach(host, name, _write_stdout, input_fd=keyboard, force=force) as session,
+    ):
+        if keyboard is None:
+            typer.echo(f"Following the serial console of '{name}' read-only; Ctrl-C stops", err=True)
+            try:
+                reason = session.wait()
+            except KeyboardInterrupt:
+                return
+        else:
+            typer.echo(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl-])", err=True)
+            with raw_mode(keyboard):
+                reason = session.wait()
     if reason == "guest-stopped":
         typer.echo(f"\nDomain '{name}' stopped; console closed", err=True)
     elif reason in ("escape", "input-closed"):
@@ -1050,21 +985,13 @@ def screenshot(
     screen: Annotated[int, typer.Option(help="which head of a multi-head display")] = 0,
 ) -> None:
     """Save what the guest's display shows (PNG with QEMU 7.2, whatever FILE is called)."""
-    from virtnet import screenshot as shots
-    from virtnet.viewing import require_display, require_running, viewables
+    from virtnet.viewing.screenshot import take
 
     with _host(ctx) as host:
-        guest = host.lookup(name)
-        found = viewables(guest)
-        require_running(found)
-        require_display(found)
-        mime, data = guest.screenshot(screen)
-    image = shots.identify(data, mime)
-    shots.save(image, file)
-    typer.echo(f"Screenshot of '{name}' saved to {file}: {image.describe()}")
-    mismatch = shots.extension_mismatch(file, image)
-    if mismatch:
-        typer.echo(f"virtnet: warning: {mismatch}", err=True)
+        shot = take(host, name, file, screen=screen)
+    typer.echo(f"Screenshot of '{name}' saved to {file}: {shot.image.describe()}")
+    if shot.mismatch:
+        typer.echo(f"virtnet: warning: {shot.mismatch}", err=True)
 
 
 @command()
@@ -1076,18 +1003,14 @@ def view(
     ] = "auto",
 ) -> None:
     """Open the graphical console in virt-viewer or virt-manager; returns when its window closes."""
-    from virtnet import viewer as viewers
-    from virtnet.viewing import require_graphics, viewables
+    from virtnet.viewing import viewer as viewers
 
     with _host(ctx) as host:
-        found = viewables(host.lookup(name))
-        uri = host.uri
-    graphics = require_graphics(found)
-    launch = viewers.choose(viewer, uri, name, graphics)
-    typer.echo(f"Opening the graphical console of '{name}' ({graphics}) with {launch.viewer}")
+        found = viewers.prepare(host, name, viewer)
+    typer.echo(f"Opening the graphical console of '{name}' ({found.graphics}) with {found.launch.viewer}")
     if not found.running:
         typer.echo(f"Domain '{name}' is not running: the console shows once it starts", err=True)
-    viewers.run(launch)
+    viewers.run(found.launch)
 
 
 def _cpuset_option(option: str, text: str | None) -> frozenset[int] | None:
@@ -1189,10 +1112,10 @@ def switch_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list, do not remove")] = False,
 ) -> None:
     """Remove vhost-user ports whose VM (external_ids:vm-uuid) no longer exists on the libvirt host."""
-    from virtnet import manager
+    from virtnet.control import domains
 
     with _host(ctx) as host:
-        stale = manager.gc_ports(host, ovsdb=ctx.obj.ovsdb, dry_run=dry_run)
+        stale = domains.gc_ports(host, ovsdb=ctx.obj.ovsdb, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for port in stale:
         typer.echo(f"{verb} {port.name} on {port.bridge} (VM {port.vm_name or '?'} {port.vm_uuid} is gone)")
@@ -1288,133 +1211,6 @@ def host_prepare(
         typer.echo(change)
     if not changes:
         typer.echo("hugepages already prepared: nothing changed")
-
-
-LabDir = Annotated[
-    Path,
-    typer.Option("--dir", envvar="VIRTNET_LAB_DIR", help="where the lab keeps its state and files"),
-]
-DEFAULT_LAB_DIR = Path("/var/tmp/virtnet-lab")
-
-
-@command("up", group=lab_app)
-def lab_up(
-    hosts: Annotated[int, typer.Option(help="how many libvirt hosts (2 for migration)")] = 1,
-    hugepages_mib: Annotated[int, typer.Option(help="2 MiB hugepages for guests, on top of OVS's")] = 1024,
-    lab_dir: LabDir = DEFAULT_LAB_DIR,
-    prefix: Annotated[
-        str, typer.Option(help="names of the hosts and their namespaces: PREFIX0, PREFIX1, ...")
-    ] = "virtnet-lab",
-    address: Annotated[
-        str, typer.Option(help="loopback address of the first host; the next hosts take the next ones")
-    ] = "127.0.0.2",
-    debian: Annotated[
-        bool,
-        typer.Option("--debian", help="also build (or reuse) the Debian guest image, linked under guest/"),
-    ] = False,
-    tls: Annotated[
-        bool,
-        typer.Option("--tls", help="TLS between hosts with a throwaway CA (default: plain TCP, no auth)"),
-    ] = False,
-    postcopy: Annotated[
-        bool,
-        typer.Option("--postcopy", help="switches with vhost-user post-copy support, set before they start"),
-    ] = False,
-) -> None:
-    """Start lab hosts: libvirtd on 127.0.0.2, .3, ... and OVS-DPDK with bridge br0 on each."""
-    import time
-
-    from virtnet.lab.lab import Lab
-
-    lab = Lab(lab_dir, prefix=prefix, first_address=address)
-    state = lab.up(hosts=hosts, hugepages_mib=hugepages_mib, tls=tls, postcopy=postcopy)
-    if debian:
-        typer.echo(
-            "Debian guest image: building it from Debian packages, or reusing the cached one "
-            "(the first build takes a few minutes) ...",
-            err=True,
-        )
-        started = time.monotonic()
-        image = lab.provide_debian()
-        typer.echo(
-            f"Debian guest image ready in {time.monotonic() - started:.1f} s: {image.base} "
-            f"(linked as {lab.guest_dir}/debian-*)",
-            err=True,
-        )
-    if not tls:
-        typer.echo(
-            "WARNING: LAB ONLY. The lab's libvirtd accepts unauthenticated TCP connections on loopback: "
-            "any local user can control its VMs (`--tls` for certificates). Bring it down with "
-            "`virtnet lab down`.",
-            err=True,
-        )
-    _print_lab(lab, state)
-    typer.echo(f"hosts file: {lab.hosts_file} (virtnet --hosts {lab.hosts_file} hosts)")
-
-
-@command("down", group=lab_app)
-def lab_down(lab_dir: LabDir = DEFAULT_LAB_DIR) -> None:
-    """Stop everything `lab up` started (by PID) and give its hugepages back."""
-    from virtnet.lab.lab import Lab
-
-    Lab(lab_dir).down()
-    typer.echo("lab is down")
-
-
-@command("status", group=lab_app)
-def lab_status(
-    lab_dir: LabDir = DEFAULT_LAB_DIR,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Each lab host's URIs, OVS socket and health."""
-    from virtnet.lab.lab import Lab
-
-    lab = Lab(lab_dir)
-    state = lab.load()
-    if state is None:
-        if as_json:
-            typer.echo(json.dumps({"hosts": [], "guests": None}))
-            return
-        raise InputError(f"no lab in {lab_dir}; start one with `virtnet lab up`")
-    _print_lab(lab, state, as_json=as_json)
-
-
-def _print_lab(lab: Lab, state: LabState, *, as_json: bool = False) -> None:
-    rows = [
-        {
-            "name": h.host.name,
-            "uri": h.host.uri,
-            "local_uri": h.host.local_uri,
-            "ovsdb": h.host.ovsdb,
-            "vhost_dir": str(h.host.vhost_dir),
-            "netns": h.host.netns,
-            "lan_addresses": h.host.lan_addresses,
-            "libvirtd": "up" if h.libvirtd else "DOWN",
-            "ovs": "up" if h.ovs else "DOWN",
-        }
-        for h in lab.health(state)
-    ]
-    guests = {"virt_type": state.virt_type, "reason": state.virt_type_reason, "kernel": str(lab.guest_dir)}
-    network = {"bridge": state.lan_bridge, "addresses": state.lan_addresses}
-    if as_json:
-        typer.echo(json.dumps({"hosts": rows, "lan": network, "guests": guests}, indent=2))
-        return
-    for row in rows:
-        typer.echo(
-            f"{row['name']}: libvirtd {row['libvirtd']} at {row['uri']}, "
-            f"OVS-DPDK {row['ovs']} at {row['ovsdb']}, vhost-user sockets in {row['vhost_dir']}"
-        )
-        typer.echo(f"  local URI (virt-manager's console): {row['local_uri']}")
-        if row["lan_addresses"]:
-            typer.echo(
-                f"  on the LAN: br0 {', '.join(row['lan_addresses'])} in network namespace {row['netns']}"
-            )
-    if state.lan_bridge:
-        typer.echo(
-            f"LAN: Linux bridge {state.lan_bridge} ({', '.join(state.lan_addresses)}) wires the hosts' br0 "
-            "together; Linux bridge NICs plug into it"
-        )
-    typer.echo(f"guests: type {guests['virt_type']} ({guests['reason']}); test guest in {guests['kernel']}")
 
 
 def run() -> None:

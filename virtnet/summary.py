@@ -1,10 +1,15 @@
-"""A spec in a few human lines, for `virtnet show`."""
+"""A spec, and a domain's whole report, in a few human lines, for `virtnet show`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from virtnet.spec.derived import nic_mac, vcpu_sockets_cores_threads, vhost_port_name
 from virtnet.spec.models import BridgeNic, VhostUserNic, VMSpec
-from virtnet.units import format_cpuset, format_size
+from virtnet.units import KIB, format_cpuset, format_size
+
+if TYPE_CHECKING:
+    from virtnet.control.report import DomainReport
 
 
 def describe_spec(spec: VMSpec, backends: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
@@ -69,3 +74,59 @@ def _nic(spec: VMSpec, index: int, backend: str | None = None) -> str:
         return f"bridge {nic.bridge} ({nic.model}, {_backend(nic, backend)}){queues}, mac {mac}"
     forwards = ", ".join(f"{f.protocol} {f.host_address}:{f.host_port}->{f.guest_port}" for f in nic.forwards)
     return f"user ({nic.model}), mac {mac}" + (f", forwards {forwards}" if forwards else "")
+
+
+def report_rows(report: DomainReport) -> list[tuple[str, str]]:
+    """`virtnet show`'s label and value rows for one domain."""
+    state, spec, inside, vrings, migration = (
+        report.state,
+        report.spec,
+        report.guest,
+        report.vrings,
+        report.last_migration,
+    )
+    rows = [
+        ("Name", state.name),
+        ("UUID", state.uuid),
+        ("State", state.state),
+        ("Type", state.virt_type),
+        ("Managed", "by virtnet" if spec else "no (not defined by virtnet)"),
+    ]
+    rows += (
+        describe_spec(spec, report.backends)
+        if spec
+        else [
+            ("vCPUs", str(state.vcpus)),
+            ("Memory", format_size(state.memory_kib * KIB)),
+        ]
+    )
+    if inside is not None:
+        rows.append(("Guest OS", inside.os or "?"))
+        rows.append(("Hostname", inside.hostname or "?"))
+        for nic in inside.nics:
+            which = f"NIC {nic['nic']}" if nic["nic"] is not None else "NIC -"
+            addresses = ", ".join(nic["addresses"]) or "no address"
+            rows.append(
+                (f"{which} in guest", f"{nic['name']} {nic['mac'] or ''} {addresses}".replace("  ", " "))
+            )
+            if nic["queues"]:
+                queues = nic["queues"]
+                ovs = (vrings or {}).get(nic["nic"])
+                beside = f", OVS num_of_vrings {ovs}" if ovs is not None else ""
+                rows.append(
+                    (
+                        f"{which} queues",
+                        f"{queues['enabled']} of {queues['max']} enabled in the guest{beside}",
+                    )
+                )
+    elif state.id is not None and spec is not None and spec.agent:
+        rows.append(("Guest agent", "not answering (booting, or qemu-guest-agent not running)"))
+    if migration:
+        rows.append(
+            (
+                "Last migration",
+                f"{migration.finished_at} from {migration.source}: {migration.policy}, total "
+                f"{migration.total_ms} ms, downtime {migration.downtime_ms} ms",
+            )
+        )
+    return rows

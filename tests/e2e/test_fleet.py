@@ -42,7 +42,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("end-to-end tests start daemons and namespaces: run as root (make test does)")
     lab = Lab(tmp_path_factory.mktemp("fleet"), prefix=FLEET_PREFIX, first_address=FLEET_ADDRESS)
-    lab.up(hosts=3, hugepages_mib=1280, tls=True)  # two 256 MiB guests moving at once, twice
+    lab.up(hosts=3, hugepages_mib=1280)  # TLS, the lab's default; two 256 MiB guests moving at once, twice
     yield lab
     lab.down()
 
@@ -112,6 +112,18 @@ def _freepages(host: LabHost) -> dict[str, dict[str, int]]:
     return pages
 
 
+def _vswitchd_version() -> str:
+    """`ovs-vswitchd --version`'s 'Open vSwitch' line, last word (the DPDK build the lab runs)."""
+    out = subprocess.run(
+        ["/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (line,) = [line for line in out.splitlines() if "(Open vSwitch)" in line]
+    return line.split()[-1]
+
+
 def _fleet_rows(lab: Lab) -> dict[str, dict[str, Any]]:
     done = virtnet(lab, "hosts", "--json", "--timeout", str(TIMEOUT_S))
     return {row["name"]: row for row in json.loads(done.stdout)}
@@ -143,6 +155,9 @@ def test_fleet_view_agrees_with_virsh_and_ovs_vsctl_and_shows_a_down_host(fleet:
         assert row["switch"]["dpdk_initialized"] is True
         dpdk = vsctl(host, "get", "Open_vSwitch", ".", "dpdk_version").stdout.strip().strip('"')
         assert row["switch"]["dpdk_version"] == dpdk
+        # The lab records ovs_version as Debian's ovs-ctl does, from the switch binary's own word.
+        ovs = vsctl(host, "get", "Open_vSwitch", ".", "ovs_version").stdout.strip().strip('"')
+        assert row["switch"]["ovs_version"] == ovs == _vswitchd_version()
         assert row["switch"]["bridges"] == {"br0": "netdev"}
         assert sorted(row["running"]) == sorted(virsh(host, "list", "--name").stdout.split())
 
@@ -153,6 +168,41 @@ def test_fleet_view_agrees_with_virsh_and_ovs_vsctl_and_shows_a_down_host(fleet:
     assert rows[down.name]["reachable"] is False
     assert "cannot connect to libvirt" in rows[down.name]["error"]
     assert [rows[h.name]["reachable"] for h in hosts[:2]] == [True, True]
+
+
+def test_lab_status_says_how_to_connect_and_virsh_and_ovs_vsctl_do_so(fleet: Lab) -> None:
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "virtnet", "lab", "status", "--dir", str(fleet.base), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert status["hosts_file"] == str(fleet.hosts_file) and fleet.hosts_file.is_file()
+    client = Path(status["client_pki"])
+    for host in status["hosts"]:
+        assert host["uri"].startswith("qemu+tls://")
+        hostname = subprocess.run(["virsh", "-c", host["uri"], "hostname"], capture_output=True, text=True)
+        assert hostname.returncode == 0, hostname.stderr
+        assert hostname.stdout.strip() == host["name"]
+        dpdk = subprocess.run(
+            [
+                "ovs-vsctl",
+                f"--db={host['ovsdb_tls']}",
+                f"--private-key={client / 'clientkey.pem'}",
+                f"--certificate={client / 'clientcert.pem'}",
+                f"--ca-cert={client / 'cacert.pem'}",
+                "--timeout=10",
+                "get",
+                "Open_vSwitch",
+                ".",
+                "dpdk_initialized",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert (dpdk.returncode, dpdk.stdout.strip()) == (0, "true"), dpdk.stderr
 
 
 def test_a_certificate_from_another_ca_is_refused(fleet: Lab, tmp_path: Path) -> None:

@@ -89,10 +89,11 @@ def _reserve(rows: list[HostRow], verdict: Verdict, spec: object) -> None:
     facts = row.facts
     assert facts is not None
     pages = spec.memory.hugepages
-    if pages is not None and verdict.node is not None:
+    if pages is not None:
         kib = pages.page_size // 1024
-        sizes = facts.free_pages.setdefault(verdict.node, {})
-        sizes[kib] = sizes.get(kib, 0) - spec.memory.size // pages.page_size
+        for node, count in verdict.pages_by_node.items():  # one node, or one per NUMA cell
+            sizes = facts.free_pages.setdefault(node, {})
+            sizes[kib] = sizes.get(kib, 0) - count
     if verdict.dest_cpus:
         facts.pinned.append(PinnedDomain(spec.name, verdict.dest_cpus))
 
@@ -141,8 +142,8 @@ def _wait_ignoring_interrupts(future: Future[None]) -> None:
 
 
 def _move(source: HostEntry, move: Move, dest: HostEntry, policy: str) -> None:
+    from virtnet.control.migration import migrate
     from virtnet.migration.plan import MigrationRequest
-    from virtnet.migration.run import migrate
     from virtnet.virt.host import Host
 
     # Ctrl-C is the main thread's: it decides what stops, and this move finishes either way.

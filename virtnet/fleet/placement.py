@@ -1,9 +1,15 @@
 """Placement: which host of the fleet can run a VM spec, why, and why not each other one.
 
-A host fits when (1) its libvirtd answers, (2) one NUMA node has the spec's hugepages free, (3) its
-free CPUs (online, not pinned by a running VM, not OVS's PMD or lcore cores) can take the vCPUs —
-the spec's own pins where those are free, else as many free CPUs of the hugepages' node, and
-(4) for vhost-user NICs, its OVS has DPDK initialised and each bridge with the netdev datapath.
+A host fits when (1) its libvirtd answers, (2) one NUMA node has the spec's hugepages free — or,
+for a spec with NUMA cells, each cell's hugepages and vCPUs fit on a node, (3) its free CPUs
+(online, not pinned by a running VM, not OVS's PMD or lcore cores) can take the vCPUs — the spec's
+own pins where those are free, else as many free CPUs of the hugepages' node(s), and (4) for
+vhost-user NICs, its OVS has DPDK initialised and each bridge with the netdev datapath.
+
+Cells: the spec does not bind a guest cell to a host node, so each cell goes where it fits, on a
+node no other cell took when one has room (the guest's topology then mirrors the host's), else
+beside another cell; the verdict names each cell's node.
+
 Of the hosts that fit, the one with the most free hugepages on its node wins (then most free CPUs):
 the most room left for the next VM, and the fewest pins to move.
 """
@@ -41,6 +47,9 @@ class Verdict:
     # The spec's pinned host CPUs, in order, and where they go on this host (same when they are free).
     cpus: dict[int, int] = field(default_factory=dict)
     socket_dir: Path | None = None
+    # Hugepages the VM takes on each node (one node, or one per cell): what a planned move reserves.
+    pages_by_node: dict[int, int] = field(default_factory=dict)
+    cells: dict[int, int] = field(default_factory=dict)  # the spec's NUMA cell -> this host's node
 
     @property
     def host(self) -> str:
@@ -120,7 +129,10 @@ def judge(spec: VMSpec, row: HostRow) -> Verdict:
     problems: list[str] = []
     nodes = sorted(facts.cell_cpus) or [0]
     hugepages = spec.memory.hugepages
-    if hugepages is not None:
+    free_cpus = row.free_cpus()
+    if spec.numa:
+        _cells(verdict, spec, facts.cell_cpus, facts.free_pages, free_cpus, problems)
+    elif hugepages is not None:
         kib = hugepages.page_size // KIB
         needed = spec.memory.size // hugepages.page_size
         free = {node: facts.free_pages.get(node, {}).get(kib, 0) for node in nodes}
@@ -131,6 +143,7 @@ def judge(spec: VMSpec, row: HostRow) -> Verdict:
             # The pins' node when it has room (no pin to move off it), else the roomiest.
             verdict.node = pins_node if pins_node in roomy else max(roomy, key=lambda n: free[n])
             verdict.free_pages = free[verdict.node]
+            verdict.pages_by_node = {verdict.node: needed}
             verdict.reasons.append(
                 f"node {verdict.node} has {verdict.free_pages} free {size} pages (needs {needed})"
             )
@@ -140,11 +153,12 @@ def judge(spec: VMSpec, row: HostRow) -> Verdict:
                 f"not enough hugepages: {needed} {size} pages needed on one node, "
                 f"node {best} has {free[best]}"
             )
-    free_cpus = row.free_cpus()
     verdict.free_cpus = len(free_cpus)
     pinned = _pinned(spec)
     if pinned:
         _pins(verdict, facts.cell_cpus, free_cpus, pinned, problems)
+    elif spec.numa:
+        pass  # each cell's vCPUs were counted on its node
     elif len(free_cpus) < spec.cpu.count:
         problems.append(f"{len(free_cpus)} free CPUs for {spec.cpu.count} vCPUs")
     else:
@@ -160,6 +174,85 @@ def judge(spec: VMSpec, row: HostRow) -> Verdict:
     return verdict
 
 
+def _cells(
+    verdict: Verdict,
+    spec: VMSpec,
+    cell_cpus: dict[int, frozenset[int]],
+    free_pages: dict[int, dict[int, int]],
+    free_cpus: frozenset[int],
+    problems: list[str],
+) -> None:
+    """Put each of the spec's NUMA cells on a host node with its hugepages and vCPUs free.
+
+    The largest cells first (first-fit decreasing); a node no other cell took is preferred, then the
+    one with the most free pages. vCPUs count here only when the spec does not pin them (pins say
+    where they run; _pins checks those).
+    """
+    hugepages = spec.memory.hugepages
+    kib = hugepages.page_size // KIB if hugepages else 0
+    nodes = sorted(cell_cpus) or [0]
+    pages_left = {node: free_pages.get(node, {}).get(kib, 0) if hugepages else 0 for node in nodes}
+    count_cpus = not _pinned(spec)
+    cpus_left = {node: len(free_cpus & cell_cpus.get(node, free_cpus)) for node in nodes}
+    size = format_size(hugepages.page_size) if hugepages else ""
+    placed: dict[int, str] = {}
+    order = sorted(range(len(spec.numa)), key=lambda i: (-spec.numa[i].memory, i))
+    for index in order:
+        cell = spec.numa[index]
+        pages = cell.memory // hugepages.page_size if hugepages else 0
+        vcpus = len(cell.cpus) if count_cpus else 0
+        fitting = [n for n in nodes if pages_left[n] >= pages and cpus_left[n] >= vcpus]
+        if not fitting:
+            problems.append(_cell_problem(index, pages, vcpus, size, nodes, pages_left, cpus_left))
+            continue
+        taken = set(verdict.cells.values())
+        node = max(fitting, key=lambda n: (n not in taken, pages_left[n], cpus_left[n], -n))
+        verdict.cells[index] = node
+        pages_left[node] -= pages
+        cpus_left[node] -= vcpus
+        if pages:
+            verdict.pages_by_node[node] = verdict.pages_by_node.get(node, 0) + pages
+        what = [f"{pages} {size} pages"] if pages else []
+        what += [f"{vcpus} vCPUs"] if vcpus else []
+        placed[index] = f"numa[{index}] on node {node}" + (f" ({', '.join(what)})" if what else "")
+    if problems:
+        return
+    verdict.node = verdict.cells[0]
+    # The room the VM leaves on the tightest node it uses: what ranks this host against others.
+    verdict.free_pages = min(pages_left[n] for n in set(verdict.cells.values()))
+    verdict.reasons.append(
+        "; ".join(placed[index] for index in sorted(placed))
+        + " (the spec binds no cell to a host node: each goes where it fits)"
+    )
+
+
+def _cell_problem(
+    index: int,
+    pages: int,
+    vcpus: int,
+    size: str,
+    nodes: list[int],
+    pages_left: dict[int, int],
+    cpus_left: dict[int, int],
+) -> str:
+    wants = [f"{pages} {size} pages"] if pages else []
+    wants += [f"{vcpus} free CPUs"] if vcpus else []
+    has = ", ".join(
+        f"node {n} has "
+        + " and ".join(
+            ([f"{pages_left[n]} pages"] if pages else []) + ([f"{cpus_left[n]} CPUs"] if vcpus else [])
+        )
+        for n in nodes
+    )
+    if pages and all(pages_left[n] < pages for n in nodes):
+        kind = "not enough hugepages"
+    elif vcpus and all(cpus_left[n] < vcpus for n in nodes):
+        kind = "not enough free CPUs"
+    else:
+        kind = "no node has both the hugepages and the free CPUs"
+    return f"{kind} for numa[{index}]: {' and '.join(wants)} needed on one node; {has}"
+
+
 def _pins(
     verdict: Verdict,
     cell_cpus: dict[int, frozenset[int]],
@@ -173,9 +266,14 @@ def _pins(
         verdict.cpus = {cpu: cpu for cpu in pinned}
         verdict.reasons.append(f"pinned CPUs {format_cpuset(frozenset(pinned))} are free")
         return
-    node = verdict.node if verdict.node is not None else _node_of(cell_cpus, pinned[0])
-    pool = sorted(free_cpus & cell_cpus.get(node, free_cpus)) if node is not None else sorted(free_cpus)
-    where = f"node {node}" if node is not None else "this host"
+    if verdict.cells:  # the nodes the spec's NUMA cells went to
+        used = sorted(set(verdict.cells.values()))
+        pool = sorted(cpu for cpu in free_cpus if any(cpu in cell_cpus.get(n, free_cpus) for n in used))
+        where = f"node{'s' if len(used) > 1 else ''} {','.join(map(str, used))}"
+    else:
+        node = verdict.node if verdict.node is not None else _node_of(cell_cpus, pinned[0])
+        pool = sorted(free_cpus & cell_cpus.get(node, free_cpus)) if node is not None else sorted(free_cpus)
+        where = f"node {node}" if node is not None else "this host"
     if len(pool) < len(pinned):
         problems.append(
             f"CPUs {format_cpuset(frozenset(taken))} are taken (VM pins or OVS PMD/lcore cores) and "

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 LIBVIRTD_TCP_PORT = 16509
+LIBVIRTD_TLS_PORT = 16514
 SYSTEM_SOCKET = "/run/libvirt/libvirt-sock"
 
 
@@ -19,8 +20,9 @@ def daemon_pid(uri: str, proc: Path = Path("/proc")) -> int | None:
     """The PID listening for `uri` on this machine, or None when it cannot be told."""
     parts = urlsplit(uri)
     transport = parts.scheme.partition("+")[2]
-    if transport == "tcp":
-        inode = _tcp_listener(proc, parts.hostname or "127.0.0.1", parts.port or LIBVIRTD_TCP_PORT)
+    if transport in ("tcp", "tls"):
+        default_port = LIBVIRTD_TCP_PORT if transport == "tcp" else LIBVIRTD_TLS_PORT
+        inode = _tcp_listener(proc, parts.hostname or "127.0.0.1", parts.port or default_port)
     elif transport in ("", "unix") and not parts.hostname:
         path = parse_qs(parts.query).get("socket", [SYSTEM_SOCKET])[0]
         inode = _unix_listener(proc, path)

@@ -139,19 +139,23 @@ class Lab:
     def pki_dir(self) -> Path:
         return self.base / "pki"
 
+    def client_pki(self, state: LabState) -> Path | None:
+        """The user's TLS files (libvirt's ?pkipath=, ovs-vsctl's -p/-c/-C); None for a --tcp lab."""
+        return state.hosts[0].client_pki if state.hosts and state.hosts[0].pki else None
+
     @property
     def hosts_file(self) -> Path:
         """A hosts file naming the lab's hosts (fleet/hostsfile.py), written by `up`."""
         return self.base / "hosts.toml"
 
     def up(
-        self, *, hosts: int = 1, hugepages_mib: int = 1024, tls: bool = False, postcopy: bool = False
+        self, *, hosts: int = 1, hugepages_mib: int = 1024, tls: bool = True, postcopy: bool = False
     ) -> LabState:
         """Start `hosts` lab hosts and reserve hugepages for their switches and guests.
 
-        With `tls`, a throwaway CA certifies every host, libvirtd listens for TLS only, migration
-        streams and OVSDB's ssl: remotes use the same certificates; without, plain TCP with no
-        authentication (the explicit opt-in the lab's older tests use). `postcopy`: their switches
+        With `tls` (the default), a throwaway CA certifies every host, libvirtd listens for TLS only,
+        migration streams and OVSDB's ssl: remotes use the same certificates; `tls=False` is plain
+        TCP with no authentication, an explicit opt-in (`lab up --tcp`). `postcopy`: their switches
         start with vhost-user post-copy support (see switch.start).
         """
         if not 1 <= hosts <= 8:

@@ -1,8 +1,8 @@
 """virtlogd + libvirtd for one lab host, inside its namespace, listening on its own loopback address.
 
-LAB ONLY with TCP (the default): libvirtd listens on TCP without authentication. The address is on
-loopback, so only this machine can reach it, but every local user can: never run this on a shared
-machine. With TLS (`lab up --tls`) only clients with a certificate of the lab's CA get in.
+With TLS (the default) only clients with a certificate of the lab's CA get in. LAB ONLY with
+`lab up --tcp`: libvirtd listens on TCP without authentication. The address is on loopback, so only
+this machine can reach it, but every local user can: never run that on a shared machine.
 """
 
 from __future__ import annotations

@@ -57,7 +57,19 @@ def start(
     db.unlink(missing_ok=True)
     run(["ovsdb-tool", "create", str(db), str(SCHEMA)])
     ovsdb = start_ovsdb_server(ovs_dir, tls)
-    vsctl(ovs_dir, "init")
+    # As Debian's ovs-ctl does when it starts OVS: the database records its schema and the switch's
+    # version, which OVSDB clients (`virtnet hosts`, `switch show`) read. The lab plays that admin.
+    vsctl(
+        ovs_dir,
+        "--",
+        "init",
+        "--",
+        "set",
+        "Open_vSwitch",
+        ".",
+        f"db_version={run(['ovsdb-tool', 'schema-version', str(SCHEMA)]).strip()}",
+        f"ovs_version={vswitchd_version()}",
+    )
     vsctl(
         ovs_dir,
         "set",
@@ -85,6 +97,15 @@ def start(
         wait=True,
     )
     return ovsdb, vswitchd
+
+
+def vswitchd_version() -> str:
+    """The lab's ovs-vswitchd's version as ovs-ctl takes it: the last word of its 'Open vSwitch' line."""
+    out = run([str(VSWITCHD), "--version"])
+    for line in out.splitlines():
+        if "Open vSwitch" in line:
+            return line.split()[-1]
+    raise LabError(f"{VSWITCHD} --version printed no 'Open vSwitch' line: {out.strip()!r}")
 
 
 def start_ovsdb_server(ovs_dir: Path, tls: tuple[str, HostFiles] | None = None) -> int:

@@ -16,7 +16,7 @@ MIB = 1024 * 1024
 
 
 class ProgressBar:
-    """A Watcher (see virtnet.migration.run) drawing one rich progress bar."""
+    """A Watcher (see virtnet.control.migration) drawing one rich progress bar."""
 
     def __init__(self, name: str) -> None:
         self._progress = Progress(

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from virtnet.errors import InputError, raise_all
 from virtnet.migration import policy, steering
 from virtnet.migration.policy import Choice, PolicyName, Situation
+from virtnet.units import parse_cpuset
 from virtnet.virt.guest import Guest
 from virtnet.virt.migration import Compression, MigrationOptions, measure_dirty_rate
 
@@ -20,9 +21,23 @@ DEFAULT_LINK_MIB_S = 1192.0
 DIRTY_RATE_PERIOD_S = 1
 
 
+POLICIES: tuple[PolicyChoice, ...] = ("auto", "precopy", "multifd", "auto-converge", "postcopy")
+COMPRESSIONS: tuple[Compression, ...] = ("xbzrle",)
+ON_TIMEOUT: tuple[OnTimeout, ...] = ("abort", "postcopy")
+
+
 @dataclass(frozen=True)
 class MigrationRequest:
-    dest_uri: str
+    """Every option of one migration, declared once: the CLI fills it, the Python API takes it.
+
+    problems() checks it whole (every contradiction at once), as values come from a command line
+    or a script alike; make_plan turns it into the libvirt flags and parameters
+    (virtnet.virt.migration.MigrationOptions, the flag table: what libvirt is told, not what the
+    user asked) and the steering plan.
+    """
+
+    dest_uri: str = ""  # the destination's libvirt URI, or empty with `to`
+    to: str | None = None  # a host of the hosts file, or 'auto'; resolved by control.migration.migrate
     policy: PolicyChoice = "auto"
     parallel: int | None = None
     auto_converge: bool = False
@@ -38,15 +53,35 @@ class MigrationRequest:
     on_timeout: OnTimeout = "abort"
     link_mib_s: float = DEFAULT_LINK_MIB_S
     dest_socket_dir: Path | None = None
-    dest_cpus: frozenset[int] | None = None
+    # host CPUs on the destination for the pinned CPUs, in order; as a set or as text ("4-7,10")
+    dest_cpus: frozenset[int] | str | None = None
     dest_ovsdb: str | None = None
     probe: str | None = None  # a VM on the source host, or 'host', that pings the guest during the move
     probe_netns: str | None = None  # where 'host' is (a lab host's network namespace)
     probe_nic: int | None = None  # the guest's NIC the probe pings (default: its first not a user NIC)
 
     def problems(self) -> list[InputError]:
-        """Every contradiction between the options."""
+        """Every value out of range and every contradiction between the options."""
         found = []
+        if self.to is not None and self.dest_uri:
+            found.append(
+                InputError(f"--to {self.to} and the destination URI {self.dest_uri}: give one of them")
+            )
+        elif self.to is None and not self.dest_uri:
+            found.append(InputError("give the destination: a libvirt URI, or --to HOST from the hosts file"))
+        for option, value, allowed in (
+            ("--policy", self.policy, POLICIES),
+            ("--compress", self.compress, (None, *COMPRESSIONS)),
+            ("--on-timeout", self.on_timeout, ON_TIMEOUT),
+        ):
+            if value not in allowed:
+                choices = ", ".join(choice for choice in allowed if choice)
+                found.append(InputError(f"{option} {value}: choose one of {choices}"))
+        if isinstance(self.dest_cpus, str):
+            try:
+                parse_cpuset(self.dest_cpus)
+            except ValueError as err:
+                found.append(InputError(f"--dest-cpus: {err}"))
         if self.on_timeout == "postcopy" and self.timeout_s is None:
             found.append(InputError("--on-timeout postcopy: give --timeout SECONDS too"))
         ceiling, start = self.max_downtime_ceiling_ms, self.max_downtime_ms
@@ -68,6 +103,11 @@ class MigrationRequest:
     def validate(self) -> None:
         """Refuse contradictory options, all of them at once, before anything is read or measured."""
         raise_all(self.problems())
+
+    @property
+    def cpus(self) -> frozenset[int] | None:
+        """dest_cpus as a set (validate() first: text that is no CPU list raises ValueError)."""
+        return parse_cpuset(self.dest_cpus) if isinstance(self.dest_cpus, str) else self.dest_cpus
 
     @property
     def wants_postcopy(self) -> bool:

@@ -22,6 +22,35 @@ HOST, LAN = "host", "lan"
 PATHS = ("VM-VM", "VM-host", "VM-LAN")
 
 
+def perf(
+    uri: str | None,
+    ends: list[str],
+    options: PerfOptions,
+    *,
+    matrix: bool = False,
+    nic: int | None = None,
+    host_netns: str | None = None,
+    lan_netns: str | None = None,
+    dst_uri: str | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> PathResult | Matrix:
+    """`virtnet perf`: SRC DST as perf_path, or with matrix the VM (and its peer) as perf_matrix.
+
+    Raises:
+        InputError (ends or options that do not fit), PathUnavailable, PerfFailed, HypervisorError.
+    """
+    if matrix:
+        if nic is not None or dst_uri is not None:
+            raise InputError("--matrix measures every NIC on every path: leave out --nic and --dst-connect")
+        return perf_matrix(uri, ends, options, host_netns=host_netns, lan_netns=lan_netns, progress=progress)
+    if len(ends) != 2:
+        raise InputError(f"perf takes SRC and DST ({len(ends)} given); or --matrix VM [PEER]")
+    src, dst = ends
+    return perf_path(
+        uri, src, dst, options, nic=nic, host_netns=host_netns, lan_netns=lan_netns, dst_uri=dst_uri
+    )
+
+
 def perf_path(
     uri: str | None,
     src: str,

@@ -8,7 +8,8 @@ import libvirt
 import pytest
 from support import TEST_URI, add_volume
 
-from virtnet import manager
+from virtnet import control
+from virtnet.control import domains
 from virtnet.errors import DomainExists, DomainNotFound, InvalidDomainState, StorageError
 from virtnet.inventory import spec_of
 from virtnet.spec import spec_from_dict
@@ -39,8 +40,8 @@ def volumes(conn: libvirt.virConnect) -> set[str]:
 
 def test_define_creates_missing_disk_and_stores_the_spec(host: Host, testdriver: libvirt.virConnect) -> None:
     spec = spec_from_dict(vm())
-    result = manager.define(host, spec)
-    assert result.created_disks == ["/default-pool/vm1.qcow2"]
+    result = domains.define(host, spec)
+    assert result.created_disks == ("/default-pool/vm1.qcow2",)
     assert not result.redefined
     assert result.virt_type == "qemu"  # the test driver offers no KVM
     dom = testdriver.lookupByName("vm1")
@@ -51,22 +52,22 @@ def test_define_creates_missing_disk_and_stores_the_spec(host: Host, testdriver:
 
 
 def test_redefine_keeps_uuid_and_disk(host: Host) -> None:
-    first = manager.define(host, spec_from_dict(vm()))
-    second = manager.define(host, spec_from_dict(vm(cpu={"count": 2, "cores": 2})))
-    assert second.redefined and second.created_disks == []
+    first = domains.define(host, spec_from_dict(vm()))
+    second = domains.define(host, spec_from_dict(vm(cpu={"count": 2, "cores": 2})))
+    assert second.redefined and second.created_disks == ()
     assert second.guest.uuid == first.guest.uuid
     assert spec_of(host.lookup("vm1")).cpu.cores == 2
 
 
 def test_define_refuses_to_take_over_a_foreign_domain(host: Host) -> None:
     with pytest.raises(DomainExists, match="virtnet did not define it"):
-        manager.define(host, spec_from_dict(vm(name="test")))
+        domains.define(host, spec_from_dict(vm(name="test")))
 
 
 def test_define_refuses_another_uuid(host: Host) -> None:
-    manager.define(host, spec_from_dict(vm()))
+    domains.define(host, spec_from_dict(vm()))
     with pytest.raises(DomainExists, match="UUID"):
-        manager.define(host, spec_from_dict(vm(uuid="11111111-2222-3333-4444-555555555555")))
+        domains.define(host, spec_from_dict(vm(uuid="11111111-2222-3333-4444-555555555555")))
 
 
 def test_missing_image_without_size_is_refused_and_nothing_is_made(
@@ -82,7 +83,7 @@ def test_missing_image_without_size_is_refused_and_nothing_is_made(
         )
     )
     with pytest.raises(StorageError, match=r"disks\[1\].path: /default-pool/missing.iso does not exist"):
-        manager.define(host, spec)
+        domains.define(host, spec)
     assert volumes(testdriver) == before  # the first disk was created, then deleted again
     assert host.find("vm1") is None
 
@@ -92,7 +93,7 @@ def test_rejected_domain_deletes_the_disks_it_created(host: Host, testdriver: li
     # Same UUID as the test driver's own domain under another name: libvirt refuses the define.
     uuid = testdriver.lookupByName("test").UUIDString()
     with pytest.raises(DomainExists):
-        manager.define(host, spec_from_dict(vm(uuid=uuid)))
+        domains.define(host, spec_from_dict(vm(uuid=uuid)))
     assert volumes(testdriver) == before
     assert host.find("vm1") is None
 
@@ -100,36 +101,36 @@ def test_rejected_domain_deletes_the_disks_it_created(host: Host, testdriver: li
 def test_existing_image_is_used_as_is(host: Host, testdriver: libvirt.virConnect) -> None:
     add_volume(testdriver, "default-pool", "install.iso")
     spec = spec_from_dict(vm(disks=[{"path": "/default-pool/install.iso", "device": "cdrom"}]))
-    assert manager.define(host, spec).created_disks == []
+    assert domains.define(host, spec).created_disks == ()
 
 
 def test_port_forwards_fall_back_to_qemu_arguments_on_libvirt_9_0(host: Host) -> None:
     spec = spec_from_dict(vm(nics=[{"type": "user", "forwards": [{"host_port": 2222, "guest_port": 22}]}]))
-    result = manager.define(host, spec)
+    result = domains.define(host, spec)
     expected = "passt" if host.libvirt_version >= (9, 2, 0) else "qemu-args"
     assert result.forward_style == expected
 
 
 def test_start_stop_undefine(host: Host, testdriver: libvirt.virConnect) -> None:
-    manager.define(host, spec_from_dict(vm()))
-    manager.start(host, "vm1")
+    domains.define(host, spec_from_dict(vm()))
+    domains.start(host, "vm1")
     assert testdriver.lookupByName("vm1").isActive()
     with pytest.raises(InvalidDomainState, match="already running"):
-        manager.start(host, "vm1")
+        domains.start(host, "vm1")
     with pytest.raises(InvalidDomainState, match="stop it first"):
-        manager.undefine(host, "vm1")
-    manager.stop(host, "vm1", force=True)
+        domains.undefine(host, "vm1")
+    domains.stop(host, "vm1", force=True)
     assert not testdriver.lookupByName("vm1").isActive()
     with pytest.raises(InvalidDomainState, match="not running"):
-        manager.stop(host, "vm1")
-    manager.undefine(host, "vm1")
+        domains.stop(host, "vm1")
+    domains.undefine(host, "vm1")
     with pytest.raises(DomainNotFound):
         host.lookup("vm1")
 
 
 def test_list_marks_managed_domains(host: Host) -> None:
-    manager.define(host, spec_from_dict(vm()))
-    views = {v.name: v for v in manager.list_domains(host, include_inactive=True)}
+    domains.define(host, spec_from_dict(vm()))
+    views = {v.name: v for v in control.list_domains(host, include_inactive=True)}
     assert views["vm1"].managed and not views["test"].managed
     assert views["vm1"].vcpus == 2 and views["vm1"].memory_kib == 1024 * 1024
-    assert [v.name for v in manager.list_domains(host)] == ["test"]  # only running ones
+    assert [v.name for v in control.list_domains(host)] == ["test"]  # only running ones

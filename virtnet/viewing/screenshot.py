@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virtnet.errors import InputError, ScreenshotError
+from virtnet.viewing.viewables import require_display, require_running, viewables
+from virtnet.virt.host import Host
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # P6 width height maxval, separated by whitespace, with optional # comments (netpbm's grammar).
@@ -80,3 +82,28 @@ def save(image: Image, path: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """A screenshot saved: the image, where, and a warning when the file's name says another format."""
+
+    image: Image
+    path: Path
+    mismatch: str | None
+
+
+def take(host: Host, name: str, path: Path, *, screen: int = 0) -> Screenshot:
+    """Save what domain `name`'s display `screen` shows to `path`, written whole or not at all.
+
+    Raises:
+        DomainNotFound, DomainNotRunning, NoDisplay, ScreenshotError, InputError (an unusable path).
+    """
+    guest = host.lookup(name)
+    found = viewables(guest)
+    require_running(found)
+    require_display(found)
+    mime, data = guest.screenshot(screen)
+    image = identify(data, mime)
+    save(image, path)
+    return Screenshot(image, path, extension_mismatch(path, image))

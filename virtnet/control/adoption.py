@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from virtnet import vmlock
 from virtnet.domxml.derive import derive_spec
 from virtnet.domxml.designer import HostChoices, render_domain
 from virtnet.domxml.domain import Domain
@@ -26,6 +27,8 @@ from virtnet.virt.host import Host
 
 @dataclass(frozen=True)
 class Adoption:
+    """What adopt stored (or, for a dry run, would store), and what it left as the domain has it."""
+
     spec: VMSpec
     left: tuple[str, ...]  # what the spec does not express, left as it is
     kept: tuple[str, ...]  # fields the spec renders otherwise, kept as the domain has them
@@ -34,8 +37,26 @@ class Adoption:
     adopted: bool  # False for a dry run
 
 
-def adopt(host: Host, name: str, *, dry_run: bool = False) -> Adoption:
-    """Store the spec of a domain virtnet did not make in its metadata (with dry_run: only say so)."""
+def adopt(host: Host, name: str, *, dry_run: bool = False, wait_lock: bool = False) -> Adoption:
+    """Store the spec of a domain virtnet did not make in its metadata (with dry_run: only say so).
+
+    Args:
+        host: the libvirt host.
+        name: the domain (persistent, not yet virtnet's).
+        dry_run: derive and check, define nothing (and take no lock).
+        wait_lock: wait while another virtnet run holds the VM, instead of raising VmLocked.
+
+    Raises:
+        DomainNotFound; InvalidDomainState (a transient domain); DomainExists (already virtnet's);
+        VmLocked; HypervisorError.
+    """
+    if dry_run:
+        return _adopt(host, name, dry_run=True)
+    with vmlock.held(host, name, f"adopt {name}", wait=wait_lock):
+        return _adopt(host, name, dry_run=False)
+
+
+def _adopt(host: Host, name: str, *, dry_run: bool) -> Adoption:
     guest = host.lookup(name)
     if not guest.is_persistent:
         raise InvalidDomainState(

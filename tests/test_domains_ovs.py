@@ -10,8 +10,8 @@ import pytest
 from support import TEST_URI, OvsdbServer, vhost_vm_spec
 from typer.testing import CliRunner
 
-from virtnet import manager
 from virtnet.cli import app
+from virtnet.control import domains
 from virtnet.errors import DomainExists, OvsdbError, SwitchNotReady
 from virtnet.virt.host import Host
 
@@ -29,18 +29,18 @@ def ports(server: OvsdbServer) -> list[str]:
 def test_define_creates_the_port_with_the_domains_uuid(
     host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect
 ) -> None:
-    result = manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    result = domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     uuid = testdriver.lookupByName("vm1").UUIDString()
     assert ports(switch) == ["vm1-p0"]
     assert switch.vsctl("get", "Interface", "vm1-p0", "external_ids:vm-uuid") == f'"{uuid}"'
     assert result.ports_changed
-    again = manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    again = domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     assert again.redefined and not again.ports_changed  # same spec: nothing changes
 
 
 def test_undefine_removes_the_ports(host: Host, switch: OvsdbServer) -> None:
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
-    assert manager.undefine(host, "vm1", ovsdb=switch.remote).ports == ["vm1-p0"]
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    assert domains.undefine(host, "vm1", ovsdb=switch.remote).ports == ("vm1-p0",)
     assert ports(switch) == []
     assert host.find("vm1") is None
 
@@ -50,7 +50,7 @@ def test_a_refused_define_takes_its_ports_back(
 ) -> None:
     clash = testdriver.lookupByName("test").UUIDString()
     with pytest.raises(DomainExists):
-        manager.define(host, vhost_vm_spec(uuid=clash), ovsdb=switch.remote)
+        domains.define(host, vhost_vm_spec(uuid=clash), ovsdb=switch.remote)
     assert ports(switch) == []
     assert host.find("vm1") is None
 
@@ -58,48 +58,48 @@ def test_a_refused_define_takes_its_ports_back(
 def test_a_failed_port_transaction_defines_nothing(host: Host, switch: OvsdbServer) -> None:
     switch.vsctl("add-br", "br1", "--", "add-port", "br1", "vm1-p0")
     with pytest.raises(OvsdbError, match="already exists on bridge 'br1'"):
-        manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+        domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     assert host.find("vm1") is None
 
 
 def test_a_switch_that_cannot_carry_the_vm_defines_nothing(host: Host, switch: OvsdbServer) -> None:
     switch.vsctl("set", "Open_vSwitch", ".", "other_config:pmd-cpu-mask=0x2")
     with pytest.raises(SwitchNotReady, match="PMD core"):
-        manager.define(
+        domains.define(
             host, vhost_vm_spec(cpu={"count": 2, "pinning": {"vcpus": {"0": "1"}}}), ovsdb=switch.remote
         )
     switch.vsctl("set", "Open_vSwitch", ".", "dpdk_initialized=false")
     with pytest.raises(SwitchNotReady, match="DPDK is not initialised"):
-        manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+        domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     assert host.find("vm1") is None and ports(switch) == []
 
 
 def test_start_puts_back_a_port_someone_deleted(host: Host, switch: OvsdbServer) -> None:
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     switch.vsctl("del-port", "br0", "vm1-p0")
-    manager.start(host, "vm1", ovsdb=switch.remote)
+    domains.start(host, "vm1", ovsdb=switch.remote)
     assert ports(switch) == ["vm1-p0"]
 
 
 def test_start_refuses_when_dpdk_went_away(host: Host, switch: OvsdbServer) -> None:
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
     switch.vsctl("set", "Open_vSwitch", ".", "dpdk_initialized=false")
     with pytest.raises(SwitchNotReady):
-        manager.start(host, "vm1", ovsdb=switch.remote)
+        domains.start(host, "vm1", ovsdb=switch.remote)
     assert not host.lookup("vm1").is_active
 
 
 def test_nics_for_another_backend_need_no_switch(host: Host) -> None:
     spec = vhost_vm_spec(nics=[{"type": "vhostuser", "socket": "/run/vhost/vpp.sock", "ovs": False}])
-    manager.define(host, spec, ovsdb="unix:/nonexistent/db.sock")
+    domains.define(host, spec, ovsdb="unix:/nonexistent/db.sock")
     assert host.find("vm1") is not None
 
 
 def test_switch_cli_show_and_gc(host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect) -> None:
     runner = CliRunner()
     base = ["-c", TEST_URI, "--ovsdb", switch.remote]
-    manager.define(host, vhost_vm_spec(), ovsdb=switch.remote)
-    manager.define(
+    domains.define(host, vhost_vm_spec(), ovsdb=switch.remote)
+    domains.define(
         host,
         vhost_vm_spec(name="vm2", nics=[{"type": "vhostuser", "socket": "/run/vhost/vm2.sock"}]),
         ovsdb=switch.remote,
@@ -137,10 +137,10 @@ def test_unreachable_ovsdb_is_one_line_exit_1(tmp_path: Any, testdriver: libvirt
 def test_source_cleanup_names_the_ports_it_removed_and_says_when_there_were_none(
     host: Host, switch: OvsdbServer, testdriver: libvirt.virConnect
 ) -> None:
-    from virtnet.migration.run import _remove_source_ports
+    from virtnet.control.migration import _remove_source_ports
 
     spec = vhost_vm_spec()
-    manager.define(host, spec, ovsdb=switch.remote)
+    domains.define(host, spec, ovsdb=switch.remote)
     uuid = testdriver.lookupByName("vm1").UUIDString()
     other = "unix:/nonexistent-destination.sock"
     assert _remove_source_ports(spec, uuid, switch.remote, other) == (

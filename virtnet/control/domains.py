@@ -1,4 +1,6 @@
-"""Orchestration: each user action as one function, with nothing left half-done on failure.
+"""A domain's life on one host: define (or plan it), start, stop, undefine; each with nothing left
+half-done on failure, and each under the VM's lock (virtnet/vmlock.py), so a script using these
+functions and a `virtnet` command never act on one VM at once.
 
 define = resolve -> render -> validate -> seed -> switch checks, socket directories, OVS ports
 -> disks -> seed volume -> define; when libvirt refuses the domain, the disks, seed and ports it
@@ -12,8 +14,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from virtnet import faultpoint, network
+from virtnet import faultpoint, vmlock
 from virtnet.cloudinit import Seed, build_seed
+from virtnet.control import network
 from virtnet.domxml import Domain, HostChoices, render_domain, validate_domain
 from virtnet.domxml.designer import ForwardStyle
 from virtnet.domxml.update import Update, update_domain
@@ -27,7 +30,6 @@ from virtnet.errors import (
 )
 from virtnet.hostcheck.machine import Machine
 from virtnet.hostcheck.resources import require_resources
-from virtnet.inventory import list_domains as list_domains  # re-exported: `virtnet list` needs no manager
 from virtnet.inventory import spec_of
 from virtnet.ovs import vmports
 from virtnet.ovs.commands import PortSnapshot
@@ -42,14 +44,17 @@ from virtnet.virt.virttype import resolve_virt_type
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DefineResult:
+    """What define did."""
+
     guest: Guest
     virt_type: str
     virt_type_reason: str
     forward_style: ForwardStyle | None  # how port forwards were expressed, None without forwards
     redefined: bool
-    created_disks: list[str] = field(default_factory=list)
+    created_disks: tuple[str, ...] = ()
+    ports: tuple[vmports.VhostUserPort, ...] = ()  # the VM's ports on OVS, as define left them
     ports_changed: bool = False
     seed: SeedWrite | None = None
     removed_seed: str | None = None  # the seed of a provisioning the spec no longer has
@@ -69,7 +74,9 @@ class SeedWrite:
 
 @dataclass(frozen=True)
 class UndefineResult:
-    ports: list[str]
+    """What undefine removed besides the domain."""
+
+    ports: tuple[str, ...]
     seed: str | None  # the seed volume removed with the domain
 
 
@@ -78,9 +85,37 @@ _SEED_LIMIT = 16 * 1024 * 1024
 
 
 def define(
-    host: Host, spec: VMSpec, *, virt_type: str | None = None, ovsdb: str | None = None
+    host: Host,
+    spec: VMSpec,
+    *,
+    virt_type: str | None = None,
+    ovsdb: str | None = None,
+    wait_lock: bool = False,
+    holder: str | None = None,
 ) -> DefineResult:
-    """Define `spec` on `host`, or update the domain virtnet defined from it before."""
+    """Define `spec` on `host`, or update the domain virtnet defined from it before.
+
+    A redefine reads the domain's persistent XML, changes only what the spec owns and keeps the
+    rest (devices added with virsh, addresses, unknown elements).
+
+    Args:
+        host: the libvirt host.
+        spec: the VM (virtnet.spec.load_spec_file, or built in code).
+        virt_type: kvm or qemu, overriding the spec's (None: the spec's, else what the host can run).
+        ovsdb: the OVSDB remote for vhost-user ports (None: the default socket).
+        wait_lock: wait while another virtnet run holds the VM, instead of raising VmLocked.
+        holder: how the lock names this run to others (default "define NAME").
+
+    Raises:
+        InputError, SpecError: the spec or the override; DomainExists: a domain of that name that
+        virtnet did not define; VmLocked; ResourceError; OvsdbError; StorageError;
+        DomainConfigRejected and other HypervisorErrors. Nothing is left half-done.
+    """
+    with vmlock.held(host, spec.name, holder or f"define {spec.name}", wait=wait_lock):
+        return _define(host, spec, virt_type=virt_type, ovsdb=ovsdb)
+
+
+def _define(host: Host, spec: VMSpec, *, virt_type: str | None, ovsdb: str | None) -> DefineResult:
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else network.new_uuid())
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
@@ -129,7 +164,8 @@ def define(
         virt_type_reason=virt.reason,
         forward_style=style if spec.has_port_forwards else None,
         redefined=existing is not None,
-        created_disks=[volume.path for volume in created],
+        created_disks=tuple(volume.path for volume in created),
+        ports=tuple(vmports.planned_ports(spec, guest.uuid)),
         ports_changed=bool(net.ports and net.ports.changed),
         seed=written,
         removed_seed=removed_seed,
@@ -156,7 +192,14 @@ class DefinePlan:
 def plan_define(
     host: Host, spec: VMSpec, *, virt_type: str | None = None, ovsdb: str | None = None
 ) -> DefinePlan:
-    """Everything define decides, changing nothing (the forward style is the first one it tries)."""
+    """Everything define would do, changing nothing (`virtnet define --dry-run`).
+
+    The forward style is the first one define tries. OVS is read when reachable (ports_read says
+    whether it was). Takes no lock: it changes nothing.
+
+    Raises:
+        as define does for what it reads (DomainExists, SpecError, HypervisorError ...).
+    """
     existing = _domain_to_update(host, spec)
     uuid = existing.guest.uuid if existing else (str(spec.uuid) if spec.uuid else None)
     virt = resolve_virt_type(spec.virt_type, host, virt_type)
@@ -191,52 +234,100 @@ def plan_define(
     )
 
 
-def start(host: Host, name: str, *, ovsdb: str | None = None) -> Guest:
-    """Start a domain; for a virtnet VM, check the switch and restore its ports first."""
-    guest = host.lookup(name)
-    if guest.is_active:
-        raise InvalidDomainState(f"domain {name!r} is already running", uri=host.uri)
-    spec = spec_of(guest)
-    if spec is not None:
-        _require_resources(host, spec, running=False)
-        with _switch(spec, ovsdb) as db:
-            network.prepare(host, spec, guest.uuid, db)
-    guest.start()
-    return guest
+def start(
+    host: Host, name: str, *, ovsdb: str | None = None, wait_lock: bool = False, holder: str | None = None
+) -> Guest:
+    """Start a defined domain; for a virtnet VM, check resources and the switch and restore its ports.
+
+    Args:
+        host: the libvirt host.
+        name: the domain.
+        ovsdb: the OVSDB remote for its vhost-user ports (None: the default socket).
+        wait_lock: wait while another virtnet run holds the VM, instead of raising VmLocked.
+        holder: how the lock names this run to others (default "start NAME").
+
+    Raises:
+        DomainNotFound; InvalidDomainState (already running); VmLocked; ResourceError; OvsdbError;
+        HypervisorError.
+    """
+    with vmlock.held(host, name, holder or f"start {name}", wait=wait_lock):
+        guest = host.lookup(name)
+        if guest.is_active:
+            raise InvalidDomainState(f"domain {name!r} is already running", uri=host.uri)
+        spec = spec_of(guest)
+        if spec is not None:
+            _require_resources(host, spec, running=False)
+            with _switch(spec, ovsdb) as db:
+                network.prepare(host, spec, guest.uuid, db)
+        guest.start()
+        return guest
 
 
-def stop(host: Host, name: str, *, force: bool = False, timeout_s: float = 60.0) -> Guest:
-    """Shut the guest down through ACPI, or power it off at once with force."""
-    guest = host.lookup(name)
-    if force:
-        guest.destroy()
-    elif not guest.shutdown(timeout_s):
-        raise InvalidDomainState(
-            f"domain {name!r} did not power off within {timeout_s:g} s (does its OS handle ACPI?); "
-            "wait longer with --timeout or power it off with --force",
-            uri=host.uri,
-        )
-    return guest
+def stop(
+    host: Host,
+    name: str,
+    *,
+    force: bool = False,
+    timeout_s: float = 60.0,
+    wait_lock: bool = False,
+    holder: str | None = None,
+) -> Guest:
+    """Shut the guest down through ACPI and wait until it is off, or power it off at once with force.
+
+    Args:
+        force: power off at once (virsh destroy) instead of an ACPI shutdown.
+        timeout_s: how long to wait for an ACPI shutdown.
+        wait_lock, holder: as for start (default holder "stop NAME").
+
+    Raises:
+        DomainNotFound; InvalidDomainState (not off within timeout_s); VmLocked; HypervisorError.
+    """
+    with vmlock.held(host, name, holder or f"stop {name}", wait=wait_lock):
+        guest = host.lookup(name)
+        if force:
+            guest.destroy()
+        elif not guest.shutdown(timeout_s):
+            raise InvalidDomainState(
+                f"domain {name!r} did not power off within {timeout_s:g} s (does its OS handle ACPI?); "
+                "wait longer with --timeout or power it off with --force",
+                uri=host.uri,
+            )
+        return guest
 
 
-def undefine(host: Host, name: str, *, ovsdb: str | None = None) -> UndefineResult:
-    """Remove a stopped domain, its OVS ports and its cloud-init seed (disk images stay)."""
-    guest = host.lookup(name)
-    if guest.is_active:
-        raise InvalidDomainState(
-            f"domain {name!r} is running; stop it first (virtnet stop {name})", uri=host.uri
-        )
-    spec = spec_of(guest)
-    uuid = guest.uuid
-    with _switch(spec, ovsdb) as db:  # connect first: an unreachable switch stops us before anything
-        guest.undefine()
-        ports = vmports.remove(db, uuid) if db is not None else []
-    seed = seed_path(spec) if spec else None
-    return UndefineResult(ports=ports, seed=seed if seed and delete_volume(host, seed) else None)
+def undefine(
+    host: Host, name: str, *, ovsdb: str | None = None, wait_lock: bool = False, holder: str | None = None
+) -> UndefineResult:
+    """Remove a stopped domain, its OVS ports and its cloud-init seed (disk images stay).
+
+    Args:
+        ovsdb: the OVSDB remote holding its ports (None: the default socket).
+        wait_lock, holder: as for start (default holder "undefine NAME").
+
+    Raises:
+        DomainNotFound; InvalidDomainState (running); VmLocked; OvsdbError; HypervisorError.
+    """
+    with vmlock.held(host, name, holder or f"undefine {name}", wait=wait_lock):
+        guest = host.lookup(name)
+        if guest.is_active:
+            raise InvalidDomainState(
+                f"domain {name!r} is running; stop it first (virtnet stop {name})", uri=host.uri
+            )
+        spec = spec_of(guest)
+        uuid = guest.uuid
+        with _switch(spec, ovsdb) as db:  # connect first: an unreachable switch stops us before anything
+            guest.undefine()
+            ports = vmports.remove(db, uuid) if db is not None else []
+        seed = seed_path(spec) if spec else None
+        return UndefineResult(ports=tuple(ports), seed=seed if seed and delete_volume(host, seed) else None)
 
 
 def gc_ports(host: Host, *, ovsdb: str | None = None, dry_run: bool = False) -> list[vmports.VmPort]:
-    """Ports whose vm-uuid matches no domain on the host; removed unless dry_run."""
+    """Ports whose vm-uuid matches no domain on the host; removed unless dry_run.
+
+    Raises:
+        OvsdbError, HypervisorError.
+    """
     live = {guest.uuid for guest in host.guests()}
     with Ovsdb(ovsdb or default_remote()) as db:
         stale = vmports.orphans(db, live)

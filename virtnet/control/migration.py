@@ -1,4 +1,4 @@
-"""One live migration, in order, with nothing half-done:
+"""One live migration, in order, with nothing half-done, under the VM's lock on both hosts:
 
 preflight on both hosts -> policy -> destination XML -> the guest's ports on the destination's OVS
 (QEMU there will serve the sockets they connect to) -> the libvirt job, watched -> on success the
@@ -13,11 +13,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
-from virtnet import faultpoint, network, vmlock
+from virtnet import faultpoint, vmlock
+from virtnet.control import network
 from virtnet.errors import (
     DomainNotFound,
     HypervisorError,
@@ -69,15 +71,18 @@ class _Quiet:
         pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
+    """A migration's plan (all a dry run gives) and, once it ran, its report."""
+
     plan: Plan
-    checks: list[str]
-    moves: Relocation
-    dest_ports: list[str]
+    checks: list[str]  # the pre-flight checks that passed
+    moves: Relocation  # socket paths and host CPUs as they change on the destination
+    dest_ports: list[str]  # ports made on the destination's OVS
     report: MigrationReport | None = None  # None for --dry-run
     dest_xml: str = ""
     cleanup_note: str = ""  # what became of the source's ports
+    placement: tuple[str, ...] = ()  # with request.to: how the destination was chosen
 
 
 @dataclass
@@ -99,15 +104,77 @@ def migrate(
     request: MigrationRequest,
     *,
     ovsdb: str | None = None,
+    hosts_file: Path | None = None,
     dry_run: bool = False,
     watcher: Watcher | None = None,
+    wait_lock: bool = False,
+    holder: str | None = None,
 ) -> Outcome:
+    """Live-migrate running domain `name` from `source` to request.dest_uri (or request.to).
+
+    Peer to peer, with its OVS ports: they are made on the destination before the job and removed
+    from the source after it; on failure the guest keeps running on the source with its own.
+
+    Args:
+        source: the libvirt host the guest runs on.
+        name: the domain.
+        request: every option of the move (validated here, all problems at once).
+        ovsdb: the source's OVSDB remote (None: the default socket).
+        hosts_file: where request.to is looked up (None: the default hosts file).
+        dry_run: check and plan, change nothing (and take no lock).
+        watcher: gets the job's progress (the CLI's progress bar); None: nothing is shown.
+        wait_lock: wait while another virtnet run holds the VM, instead of raising VmLocked.
+        holder: how the lock names this run to others (default "migrate NAME DEST").
+
+    Raises:
+        InputError (all contradictions of the request at once); DomainNotFound; VmLocked;
+        PreflightError; MigrationFailed, MigrationAborted (the guest still runs on the source);
+        OvsdbError; HypervisorError.
+    """
     request.validate()
+    placement: tuple[str, ...] = ()
+    if request.to is not None:
+        request, placement = _resolved(request, hosts_file, source.uri, name)
+    if dry_run:
+        return replace(_migrate_locked(source, name, request, ovsdb, True, watcher), placement=placement)
+    with vmlock.held(source, name, holder or f"migrate {name} {request.dest_uri}", wait=wait_lock):
+        return replace(_migrate_locked(source, name, request, ovsdb, False, watcher), placement=placement)
+
+
+def _resolved(
+    request: MigrationRequest, hosts_file: Path | None, source_uri: str, name: str
+) -> tuple[MigrationRequest, tuple[str, ...]]:
+    """--to HOST (or auto): the destination's URI, OVSDB, socket directory, CPUs and link, from the
+    hosts file."""
+    from virtnet.fleet.destination import resolve
+
+    assert request.to is not None
+    found = resolve(hosts_file, request.to, source_uri, name)
+    resolved = replace(
+        request,
+        to=None,
+        dest_uri=found.uri,
+        dest_ovsdb=request.dest_ovsdb or found.ovsdb,
+        dest_socket_dir=request.dest_socket_dir or found.socket_dir,
+        dest_cpus=request.cpus or found.dest_cpus or None,
+        link_mib_s=found.link_mib_s or request.link_mib_s,
+    )
+    return resolved, tuple(found.reasons)
+
+
+def _migrate_locked(
+    source: Host,
+    name: str,
+    request: MigrationRequest,
+    ovsdb: str | None,
+    dry_run: bool,
+    watcher: Watcher | None,
+) -> Outcome:
     watcher = watcher or _Quiet()
     guest = source.lookup(name)
     xml = guest.xml(secure=True)
     spec = spec_of_xml(xml)
-    moves = relocation(spec, request.dest_socket_dir, request.dest_cpus)
+    moves = relocation(spec, request.dest_socket_dir, request.cpus)
     dest_spec = relocated_spec(spec, moves) if spec is not None else None
     with _destination(request.dest_uri, name, lock=not dry_run) as dest:
         dest_remote = _dest_remote(request, dest)
@@ -124,7 +191,8 @@ def migrate(
                 )
                 raise aftermath.settle(*ends, guest.name, guest.uuid) from None
     if outcome.report is not None:
-        outcome.cleanup_note = _remove_source_ports(spec, guest.uuid, ovsdb or default_remote(), dest_remote)
+        note = _remove_source_ports(spec, guest.uuid, ovsdb or default_remote(), dest_remote)
+        outcome = replace(outcome, cleanup_note=note)
     return outcome
 
 
@@ -180,9 +248,10 @@ def _migrate(
             failure = _failed(result, guest, source, dest, undo)
         raise failure
     dest_guest = dest.lookup(guest.name)
-    outcome.report = _report(source, dest_guest, plan, result, seen)
+    report = _report(source, dest_guest, plan, result, seen)
+    outcome = replace(outcome, report=report)
     try:
-        dest_guest.set_metadata(MIGRATION_NS, MIGRATION_PREFIX, outcome.report.to_xml())
+        dest_guest.set_metadata(MIGRATION_NS, MIGRATION_PREFIX, report.to_xml())
     except HypervisorError as err:  # the guest moved: a report that cannot be stored is no failure
         watcher.note(f"could not store the report in the domain's metadata: {err}")
     return outcome
@@ -191,7 +260,7 @@ def _migrate(
 @contextlib.contextmanager
 def _destination(uri: str, name: str, *, lock: bool) -> Iterator[Host]:
     """The destination, with the VM locked there too: a define of the same name on it would meet
-    the incoming domain (the source's lock is the CLI's, see virtnet/vmlock.py)."""
+    the incoming domain (the source's lock is migrate's own, see virtnet/vmlock.py)."""
     fix = (
         "check that the destination's libvirtd runs and listens; "
         "nothing was changed, the guest still runs on the source"

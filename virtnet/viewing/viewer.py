@@ -19,8 +19,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from virtnet.errors import InputError, ViewerFailed, ViewerNotFound, ViewerUnusable
-from virtnet.viewing import GraphicsEndpoint
-from virtnet.virt.host import is_local_uri
+from virtnet.viewing.viewables import GraphicsEndpoint, require_graphics, viewables
+from virtnet.virt.host import Host, is_local_uri
 
 ViewerName = Literal["virt-viewer", "virt-manager"]
 VIEWERS: tuple[ViewerName, ...] = ("virt-viewer", "virt-manager")  # in order of preference
@@ -30,6 +30,29 @@ VIEWERS: tuple[ViewerName, ...] = ("virt-viewer", "virt-manager")  # in order of
 class Launch:
     viewer: ViewerName
     argv: list[str]
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """What `virtnet view` opens: the viewer's command, the console it shows, whether the guest runs."""
+
+    launch: Launch
+    graphics: GraphicsEndpoint
+    running: bool
+
+
+def prepare(host: Host, name: str, preference: str = "auto") -> Viewing:
+    """Choose and check the viewer for domain `name`'s graphical console; run it with `run(...launch)`.
+
+    Args:
+        preference: auto (virt-viewer, else virt-manager), virt-viewer or virt-manager.
+
+    Raises:
+        DomainNotFound, NoDisplay, ViewerNotFound, ViewerUnusable, InputError (an unknown viewer).
+    """
+    found = viewables(host.lookup(name))
+    graphics = require_graphics(found)
+    return Viewing(choose(preference, host.uri, name, graphics), graphics, found.running)
 
 
 def choose(
