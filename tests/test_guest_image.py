@@ -17,9 +17,30 @@ from pathlib import Path
 import pytest
 
 from virtnet.lab import guest_image as gi
-from virtnet.lab.guest_image import BuildInputs, GuestImage, build_guest_image, guest_cmdline, image_key
+from virtnet.lab.guest_image import (
+    BuildInputs,
+    GuestImage,
+    build_guest_image,
+    guest_cmdline,
+    image_key,
+    iperf_intervals,
+)
 
 BASE = "console=ttyS0 panic=-1 pci=nomsi loglevel=3"
+
+# --------------------------------------------------------------------------------------------------
+# iperf_intervals
+
+
+def test_iperf_intervals_reads_each_seconds_rate_in_mbit_s() -> None:
+    text = (
+        "VIRTNET-IPERF-INTERVAL [  5]   0.00-1.00   sec  12.1 MBytes   101 Mbits/sec    0    218 KBytes\n"
+        "VIRTNET-IPERF-INTERVAL [  5]   1.00-2.00   sec  0.00 Bytes  0.00 bits/sec    2   1.41 KBytes\n"
+        "VIRTNET-IPERF-INTERVAL [  5]   2.00-3.00   sec   640 KBytes  5.24 Kbits/sec    0    218 KBytes\n"
+        "VIRTNET-IPERF [  5]   0.00-3.00   sec  12.6 MBytes  35.2 Mbits/sec    2             sender\n"
+    )
+    assert iperf_intervals(text) == [(0.0, 1.0, 101.0), (1.0, 2.0, 0.0), (2.0, 3.0, 0.00524)]
+
 
 # --------------------------------------------------------------------------------------------------
 # guest_cmdline
@@ -370,3 +391,9 @@ def test_two_guests_ping_and_iperf_over_a_loopback_socket_link(
     assert [line.split()[-1] for line in iperf] == ["sender", "receiver"]
     assert all("bits/sec" in line for line in iperf)
     assert "VIRTNET-IPERF-OK 10.99.0.1" in text
+    # A line per second of the 2 s run (a little longer under TCG), each with traffic: the fault
+    # tests read the gap a switch restart leaves in these.
+    seconds = iperf_intervals(text)
+    assert len(seconds) == 2 and seconds[0][0] == 0 and seconds[1][1] >= 2, text
+    assert all(rate > 0 for _s, _e, rate in seconds)
+    assert "VIRTNET-IPERF-START 10.99.0.1" in text and "VIRTNET-IPERF-RETRY" not in text

@@ -23,16 +23,20 @@ from pathlib import Path
 import tomli_w
 from lab_support import LabClient, libvirtd_stopped
 
-from virtnet.lab import switch
+from virtnet.lab import lan, switch
+from virtnet.lab.guest_image import iperf_intervals
+from virtnet.lab.lab import DPDK_SOCKET_MEM_MIB
 from virtnet.lab.process import alive, read_pid, stop_pid
 
 PING_INTERVAL_S = 0.1  # the guest's `ping -i` (virtnet.pingloop)
+# Long enough that the kill, the restart and TCP's retransmission back-off all fall inside the run.
+IPERF_SECONDS = 20
 
 
-def pingloop_spec(host: LabClient, name: str, ip: str, peer: str) -> Path:
+def pingloop_spec(host: LabClient, name: str, ip: str, peer: str, iperf: str = "") -> Path:
     path = host.spec(name, ips=(ip,))
     spec = tomllib.loads(path.read_text())
-    spec["boot"]["cmdline"] += f" virtnet.pingloop={peer}"
+    spec["boot"]["cmdline"] += f" virtnet.pingloop={peer}" + (f" virtnet.iperf={iperf}" if iperf else "")
     path.write_text(tomli_w.dumps(spec))
     return path
 
@@ -91,17 +95,24 @@ def left_by_others(before: list[dict[str, object]]) -> list[dict[str, object]]:
     return [finding for finding in before if not finding["fixable"]]
 
 
-def test_guests_ping_on_through_a_vswitchd_kill_with_no_virtnet_command(lab0: LabClient) -> None:
-    for name, ip, peer in (("sw0", "10.77.5.1/24", "10.77.5.2"), ("sw1", "10.77.5.2/24", "10.77.5.1")):
-        lab0.virtnet("define", str(pingloop_spec(lab0, name, ip, peer)))
-        lab0.virtnet("start", name)
-    for name in ("sw0", "sw1"):
-        wait_replies(lab0, name, 10)
+def test_guests_ping_and_iperf3_on_through_a_vswitchd_kill_with_no_virtnet_command(lab0: LabClient) -> None:
+    # sw1 serves iperf3 before sw0 starts, so sw0's one client run starts at once (no RETRY line).
+    lab0.virtnet("define", str(pingloop_spec(lab0, "sw1", "10.77.5.2/24", "10.77.5.1", iperf="server")))
+    lab0.virtnet("start", "sw1")
+    lab0.wait_console("sw1", "VIRTNET-IPERF-SERVER up")
+    client = f"client:10.77.5.2:{IPERF_SECONDS}"
+    lab0.virtnet("define", str(pingloop_spec(lab0, "sw0", "10.77.5.1/24", "10.77.5.2", iperf=client)))
+    lab0.virtnet("start", "sw0")
+    lab0.wait_console("sw0", "VIRTNET-IPERF-START")
+    # 3 s of replies after iperf3 started: it has connected and sends when the switch dies.
+    wait_replies(lab0, "sw0", 30, after=max(reply_seqs(lab0, "sw0"), default=-1))
+    wait_replies(lab0, "sw1", 10)
     qemu = {name: lab0.qemu_pid(name) for name in ("sw0", "sw1")}
     ovs_dir, host = lab0.host.ovs_dir, lab0.host
 
     vswitchd = read_pid(ovs_dir / "ovs-vswitchd.pid")
     assert vswitchd is not None
+    assert "VIRTNET-IPERF-OK" not in lab0.console_log("sw0").read_text()  # iperf3 runs across the kill
     os.kill(vswitchd, signal.SIGKILL)
     while alive(vswitchd):
         time.sleep(0.05)
@@ -120,6 +131,14 @@ def test_guests_ping_on_through_a_vswitchd_kill_with_no_virtnet_command(lab0: La
         # OVS 3.1 leaves link_state 'down' in the database after the restart although the port
         # carries the replies above; the vhost-user connection's own status says what happened.
         assert lab0.vsctl("get", "Interface", f"{name}-p0", "status:status") == "connected"
+    # The one iperf3 run that was going at the kill ends well: its TCP connection lived through the
+    # restart, and its last seconds (after the restart) carry traffic again.
+    text = lab0.wait_console("sw0", "VIRTNET-IPERF-OK", timeout=IPERF_SECONDS + 180)
+    assert "VIRTNET-IPERF-RETRY" not in text and text.count("VIRTNET-IPERF-START") == 1
+    seconds = iperf_intervals(text)
+    print("sw0 iperf3 Mbit/s per second:", " ".join(f"{rate:.0f}" for _s, _e, rate in seconds))
+    assert seconds[-1][1] >= IPERF_SECONDS - 1 and seconds[-1][2] > 0  # to its end, sending
+    for name in ("sw0", "sw1"):
         assert lab0.qemu_pid(name) == qemu[name] and boots(lab0, name) == 1  # the same boot
     assert lab0.vm_ports() == ["sw0-p0", "sw1-p0"]
 
@@ -211,6 +230,67 @@ def test_a_vm_whose_ports_were_lost_gets_them_back_from_doctor(lab0: LabClient) 
     assert "missing-ports wp0: " in lab0.virtnet("doctor").stdout
     assert "fixed: created OVS port(s) wp0-p0 for wp0" in lab0.virtnet("doctor", "--fix").stdout
     assert lab0.vsctl("get", "Interface", "wp0-p0", "external_ids:vm-uuid") == f'"{uuid}"'
+
+
+def reinstall_switch(client: LabClient) -> None:
+    """Wipe the host's OVS database as a reinstall does, and redo only what its admin's set-up does.
+
+    Both daemons stop (by PID); switch.start replaces conf.db with a fresh one made by ovsdb-tool
+    from the schema and sets DPDK up and br0 again, as the lab did at `up`; the LAN's wire (lan0) is
+    the host's own uplink. Nothing of virtnet's is recreated here: that is doctor's job.
+    """
+    host, state = client.host, client.lab.load()
+    assert host.holder_pid is not None and state is not None
+    switch.stop(host.ovs_dir)
+    tls = host.tls_files
+    switch.start(
+        host.ovs_dir,
+        host.holder_pid,
+        host.netns,
+        name=host.name,
+        socket_mem_mib=DPDK_SOCKET_MEM_MIB,
+        tls=(host.address, tls) if tls else None,
+        postcopy=state.postcopy,
+    )
+    if state.lan_bridge:
+        lan.attach_host(
+            bridge=state.lan_bridge,
+            veth=lan.ifname(state.prefix, f"h{host.index}"),
+            netns=host.netns,
+            ovs_dir=host.ovs_dir,
+            addresses=host.lan_addresses,
+        )
+
+
+def test_after_the_ovs_database_is_wiped_doctor_recreates_every_vms_ports(lab0: LabClient) -> None:
+    for name in ("rw0", "rw1"):
+        lab0.virtnet("define", str(lab0.spec(name)))
+    lab0.virtnet("start", "rw0")
+    lab0.wait_console("rw0", "VIRTNET-BOOTED")
+    qemu = lab0.qemu_pid("rw0")
+    uuids = {name: lab0.virsh("domuuid", name).stdout.strip() for name in ("rw0", "rw1")}
+    database = lab0.vsctl("get", "Open_vSwitch", ".", "_uuid")
+
+    reinstall_switch(lab0)
+    assert lab0.vsctl("get", "Open_vSwitch", ".", "_uuid") != database  # another database, not a restart
+    assert lab0.vm_ports() == []  # it has br0 and nothing of virtnet's
+    listed = lab0.virtnet("doctor").stdout.splitlines()
+    for name in ("rw0", "rw1"):
+        assert any(line.startswith(f"missing-ports {name}: ") for line in listed), listed
+
+    fixed = lab0.virtnet("doctor", "--fix").stdout.splitlines()
+    for name in ("rw0", "rw1"):
+        assert f"fixed: created OVS port(s) {name}-p0 for {name}" in fixed, fixed
+        assert lab0.vsctl("get", "Interface", f"{name}-p0", "external_ids:vm-uuid") == f'"{uuids[name]}"'
+        assert lab0.vsctl("get", "Interface", f"{name}-p0", "type") == "dpdkvhostuserclient"
+    assert lab0.vm_ports() == ["rw0-p0", "rw1-p0"]
+    # The running guest's QEMU still serves its socket: the recreated client port connects to it.
+    deadline = time.monotonic() + 30
+    while lab0.vsctl("get", "Interface", "rw0-p0", "status:status") != "connected":
+        assert time.monotonic() < deadline, "rw0-p0 did not reconnect to QEMU's vhost-user socket"
+        time.sleep(0.5)
+    assert lab0.qemu_pid("rw0") == qemu and boots(lab0, "rw0") == 1  # the same boot
+    assert not any(line.startswith("missing-ports") for line in lab0.virtnet("doctor").stdout.splitlines())
 
 
 def test_a_second_define_of_one_spec_is_refused_or_waits(lab0: LabClient) -> None:

@@ -146,16 +146,23 @@ run_iperf_client() {
     fi
     # The peer may answer pings before its iperf3 server listens: retry for ~30 s.
     i=0
-    until iperf3 -c "$peer" -t "$secs" >/tmp/iperf.out 2>&1; do
+    # START, then RETRY per failed attempt: one START and no RETRY is one run from START to the end.
+    say "VIRTNET-IPERF-START $peer"
+    # -R: the server sends and this client's per-second lines count what arrived here. A sender's
+    # lines count what its socket took, which a large send buffer keeps steady through an outage.
+    until iperf3 -R -c "$peer" -t "$secs" >/tmp/iperf.out 2>&1; do
         i=$((i + 1))
         if [ $i -ge 30 ]; then
             tail -n 1 /tmp/iperf.out | say_lines VIRTNET-IPERF
             say "VIRTNET-IPERF-FAIL $peer"
             return
         fi
+        say "VIRTNET-IPERF-RETRY $i"
         sleep 1
     done
     grep -E 'sender|receiver' /tmp/iperf.out | say_lines VIRTNET-IPERF
+    # Each second's throughput: a fault test reads the gap a switch restart leaves in it.
+    grep -E ' sec ' /tmp/iperf.out | grep -vE 'sender|receiver' | say_lines VIRTNET-IPERF-INTERVAL
     say "VIRTNET-IPERF-OK $peer"
 }
 

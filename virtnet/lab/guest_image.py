@@ -107,6 +107,21 @@ def build_guest_image(cache_dir: Path | None = None) -> GuestImage:
     return GuestImage(kernel=final / KERNEL_FILE, initrd=final / INITRD_FILE, key=key)
 
 
+# "[  5]   3.00-4.00   sec  12.1 MBytes   101 Mbits/sec ...": the interval, the amount, the rate.
+_INTERVAL = re.compile(
+    r"VIRTNET-IPERF-INTERVAL \[ *\d+\] +([\d.]+)-([\d.]+) +sec +\S+ \S+ +([\d.]+) ([KMG]?)bits/sec"
+)
+_BIT_UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def iperf_intervals(console: str) -> list[tuple[float, float, float]]:
+    """(start s, end s, Mbit/s) of each second of the iperf3 client's run, from its console lines."""
+    return [
+        (float(start), float(end), float(rate) * _BIT_UNITS[unit] / 1e6)
+        for start, end, rate, unit in _INTERVAL.findall(console)
+    ]
+
+
 def guest_cmdline(
     *,
     ips: Sequence[str] = (),

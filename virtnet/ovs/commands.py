@@ -112,8 +112,11 @@ class EnsureVhostUserPort:
             iface.name = want.name
             iface.type = VHOST_USER_CLIENT
             iface.options = want.options
-            iface.external_ids = want.external_ids
-            iface.mtu_request = want.mtu_request
+            # A new row starts empty: writing an empty map or set would only cost python-ovs's checks.
+            if want.external_ids:
+                iface.external_ids = want.external_ids
+            if want.mtu_request:
+                iface.mtu_request = want.mtu_request
             port = txn.insert(db.idl.tables["Port"])
             port.name = want.name
             port.interfaces = [iface]

@@ -3,12 +3,13 @@ global options record them before any command decides whether it needs OVS at al
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path  # only a type here: pathlib is a measurable part of a port command's start
 
 
-@dataclass(frozen=True)
-class OvsdbTls:
+class OvsdbTls(NamedTuple):
     key: Path
     cert: Path
     ca: Path

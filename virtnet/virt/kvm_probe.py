@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ class KvmVerdict:
 
 def verdict_key() -> str:
     """What the verdict depends on: the host kernel, the QEMU binary and /dev/kvm."""
-    parts = [platform.release()]
+    parts = [os.uname().release]
     qemu = shutil.which(QEMU)
     if qemu:
         stat = os.stat(qemu)
@@ -63,7 +62,7 @@ def cached_verdict() -> KvmVerdict | None:
 
 def probe_kernel() -> Path | None:
     """A kernel to probe with: $VIRTNET_PROBE_KERNEL, else the running kernel's image in /boot."""
-    for candidate in (os.environ.get("VIRTNET_PROBE_KERNEL"), f"/boot/vmlinuz-{platform.release()}"):
+    for candidate in (os.environ.get("VIRTNET_PROBE_KERNEL"), f"/boot/vmlinuz-{os.uname().release}"):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
