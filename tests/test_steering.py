@@ -135,17 +135,30 @@ def test_a_switch_made_elsewhere_ends_the_ladder() -> None:
 
 
 class SlowAbortJob:
-    """A job that runs until aborted, then takes a while to wind down, as libvirt's does."""
+    """A job that runs until aborted, then takes a while to wind down, as libvirt's does.
 
-    def __init__(self) -> None:
+    The user's Ctrl-Cs come from the job itself, at the moments they are about (the job running; the
+    aborted job winding down), not from timers started before the job: on a loaded machine a timer
+    can fire before the job runs, or both presses can land before the abort.
+    """
+
+    SETTLE_S = 0.2  # the main thread is in its polling loop well before this
+
+    def __init__(self, *, second_press: bool = False) -> None:
         self.aborted = threading.Event()
+        self.second_press = second_press
         self.guest = None
 
     def max_downtime_ms(self) -> int:
         return 300
 
     def run(self, *_args: object, **_kw: object) -> None:
+        time.sleep(self.SETTLE_S)
+        os.kill(os.getpid(), signal.SIGINT)  # this thread blocks SIGINT: it reaches the main thread
         self.aborted.wait(30)
+        if self.second_press:
+            time.sleep(self.SETTLE_S)  # the main thread is waiting for the job's end by now
+            os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1.0)
         raise HypervisorError("operation aborted: migration out job: canceled by client")
 
@@ -168,10 +181,8 @@ class Notes:
 
 
 def test_a_second_ctrl_c_during_the_abort_only_says_it_is_in_progress() -> None:
-    job, notes = SlowAbortJob(), Notes()
+    job, notes = SlowAbortJob(second_press=True), Notes()
     plan = Plan(choice=Choice("precopy", "chosen with --policy"), options=MigrationOptions())
-    for delay in (0.3, 0.6):  # the second lands while the aborted job winds down
-        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
     result = run_module._run_job(job, None, "test:///b", plan, "<d/>", "<d/>", notes)  # type: ignore[arg-type]
     assert job.aborted.is_set() and result.stopped_by == "interrupt"
     assert isinstance(result.error, HypervisorError)  # the job ended: it was waited for
@@ -200,7 +211,6 @@ def test_an_abort_libvirt_refused_early_is_asked_again_until_the_job_ends(
     monkeypatch.setattr(run_module, "ABORT_RETRY_S", 0.2)
     job, notes = EarlyAbortRefusedJob(), Notes()
     plan = Plan(choice=Choice("precopy", "chosen with --policy"), options=MigrationOptions())
-    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
     result = run_module._run_job(job, None, "test:///b", plan, "<d/>", "<d/>", notes)  # type: ignore[arg-type]
     assert job.asked >= 2 and job.aborted.is_set()  # asked again (and again while it winds down)
     assert result.stopped_by == "interrupt" and isinstance(result.error, HypervisorError)
