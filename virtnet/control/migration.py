@@ -213,7 +213,9 @@ def _migrate(
     outcome = Outcome(plan, checks, moves, ports, dest_xml=dest_xml)
     if dry_run:
         return outcome
-    net = network.prepare(dest, dest_spec, guest.uuid, dest_db) if dest_spec is not None else None
+    net = None
+    if dest_spec is not None:  # checked: pre-flight ran network.check() there a moment ago
+        net = network.prepare(dest, dest_spec, guest.uuid, dest_db, checked=True)
     if ports:
         watcher.note(f"created port(s) {', '.join(ports)} on the destination's OVS")
     volumes: list[Volume] = []

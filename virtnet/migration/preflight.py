@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 from lxml import etree
 
-from virtnet import socketdir
+from virtnet.control import network
 from virtnet.domxml.capabilities import Capabilities
 from virtnet.domxml.domain import Domain
 from virtnet.domxml.memory import page_size_kib
@@ -54,8 +53,7 @@ def run_checks(sides: Sides) -> list[str]:
         _cpu_model(sides),
         _hugepages(sides),
         _pinned_cpus(sides),
-        _switch(sides),
-        _socket_dirs(sides),
+        *_network(sides),
         _postcopy(sides),
     ]
 
@@ -197,30 +195,11 @@ def _pinned_cpus(sides: Sides) -> str:
     return f"the pinned CPUs are online on {sides.dest.uri}"
 
 
-def _switch(sides: Sides) -> str:
-    if sides.dest_db is None or sides.dest_spec is None:
-        return "the guest has no ports on OVS"
-    switch.check_can_carry(sides.dest_db, sides.dest_spec)
-    return f"OVS at {sides.dest_db.remote} can carry the guest's vhost-user ports"
-
-
-def _socket_dirs(sides: Sides) -> str:
-    spec = sides.dest_spec
-    if spec is None or not spec.vhost_user_nics:
-        return "the guest has no vhost-user sockets"
-    if not sides.dest.is_local:
-        return f"socket directories on {sides.dest.uri} are out of reach: its QEMU reports problems"
-    owner = sides.dest.qemu_owner("kvm") or sides.dest.qemu_owner("qemu")
-    directories = sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics})
-    for directory in directories:
-        if owner is not None and directory.exists():
-            socketdir.check(directory, owner)
-        elif not directory.parent.is_dir():
-            raise HostNotReady(
-                f"vhost-user socket directory {directory} cannot be made: {directory.parent} does not exist; "
-                "create it or choose another with --dest-socket-dir"
-            )
-    return f"socket directories ready: {', '.join(map(str, directories))}"
+def _network(sides: Sides) -> list[str]:
+    """The destination's switch and socket directories, as the define there will need them."""
+    if sides.dest_spec is None:
+        return ["the guest has no ports on OVS", "the guest has no vhost-user sockets"]
+    return network.check(sides.dest, sides.dest_spec, sides.dest_db)
 
 
 def _host_uuid(host: Host) -> str:
