@@ -190,6 +190,31 @@ def test_a_second_ctrl_c_during_the_abort_only_says_it_is_in_progress() -> None:
     assert notes.lines[1].startswith("the abort is in progress: waiting for libvirt to end the job")
 
 
+class BlockingAbortJob(SlowAbortJob):
+    """libvirt's abortJob blocks while the job winds down; the user presses Ctrl-C again meanwhile."""
+
+    def run(self, *_args: object, **_kw: object) -> None:
+        time.sleep(self.SETTLE_S)
+        os.kill(os.getpid(), signal.SIGINT)
+        self.aborted.wait(30)
+        time.sleep(self.SETTLE_S)  # the main thread is still inside abort() below
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)
+        raise HypervisorError("operation aborted: migration out job: canceled by client")
+
+    def abort(self) -> None:
+        self.aborted.set()
+        time.sleep(3 * self.SETTLE_S)
+
+
+def test_a_second_ctrl_c_while_the_abort_call_blocks_is_answered_too() -> None:
+    job, notes = BlockingAbortJob(), Notes()
+    plan = Plan(choice=Choice("precopy", "chosen with --policy"), options=MigrationOptions())
+    result = run_module._run_job(job, None, "test:///b", plan, "<d/>", "<d/>", notes)  # type: ignore[arg-type]
+    assert result.stopped_by == "interrupt" and isinstance(result.error, HypervisorError)
+    assert notes.lines[1].startswith("the abort is in progress: waiting for libvirt to end the job")
+
+
 class EarlyAbortRefusedJob(SlowAbortJob):
     """libvirt refuses the first abort (early in the job) and the job runs on as if never asked; only
     a later abort ends it."""

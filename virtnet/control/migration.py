@@ -348,16 +348,23 @@ def _run_job(
             watcher.note("interrupted: the job is in post-copy, which cannot be aborted; it finishes first")
         else:
             watcher.note("interrupted: asking libvirt to abort the migration job")
-            _abort(job, result)
-        _wait_out(finished, watcher, job, result)
+        _wait_out(finished, watcher, job, result, abort=not result.switched)
     result.wall_s = time.monotonic() - started
     return result
 
 
-def _wait_out(finished: threading.Event, watcher: Watcher, job: MigrationJob, result: _JobResult) -> None:
-    """Wait for the job's end whatever the user presses: the abort must finish on both hosts."""
+def _wait_out(
+    finished: threading.Event, watcher: Watcher, job: MigrationJob, result: _JobResult, *, abort: bool
+) -> None:
+    """Abort (unless post-copy runs), then wait for the job's end whatever the user presses.
+
+    The first abort is asked inside the loop: libvirt's abortJob can block for a while, and a second
+    Ctrl-C landing in it must be answered like any other, not end virtnet with the job still running.
+    """
     while not finished.is_set():
         try:
+            if abort and result.abort_asked is None:
+                _abort(job, result)
             finished.wait(POLL_S)
             _abort_again(job, result)
         except KeyboardInterrupt:
