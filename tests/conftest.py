@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import libvirt
 import pytest
 from support import TEST_URI, OvsdbServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the suite however it was started.
+
+    The tests press Ctrl-C (SIGINT) on virtnet, in this process and in the ones it starts. A shell
+    that runs the suite in the background (`make test &`) hands it SIGINT ignored, and an ignored
+    signal stays ignored in every child; a handler does not (exec resets it to the default).
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # What a test needs, from the fixtures it uses: `pytest -m "not ovsdb"` runs without ovsdb-server.
 _NEEDS = {"testdriver": "testdriver", "ovsdb_server": "ovsdb", "switch": "ovsdb", "lab": "lab"}
