@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libvirt
 import pytest
-from support import TEST_URI, OvsdbServer
+from support import TEST_URI, OvsdbServer, Records
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,3 +98,16 @@ def switch(ovsdb_server: OvsdbServer) -> OvsdbServer:
         "iface_types=[dpdkvhostuserclient,dpdkvhostuser,internal,system]",
     )
     return ovsdb_server
+
+
+@pytest.fixture
+def records(monkeypatch: pytest.MonkeyPatch) -> Records:
+    """VM locks in a dict (the test driver has no secrets driver to keep lock records in)."""
+    from virtnet import vmlock
+    from virtnet.virt import lockrecords
+
+    store = Records()
+    for name in ("create", "find", "remove"):
+        monkeypatch.setattr(lockrecords, name, getattr(store, name))
+    monkeypatch.setattr(vmlock, "POLL_S", 0.01)
+    return store

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import libvirt
 
 from virtnet.spec import VMSpec, spec_from_dict
+from virtnet.virt import lockrecords
+from virtnet.virt.host import Host
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -98,3 +101,31 @@ def vhost_vm_spec(**changes: object) -> VMSpec:
     }
     spec.update(changes)
     return spec_from_dict(spec)
+
+
+class Records:
+    """lockrecords' contract over a dict: create is create-if-absent."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, lockrecords.LockRecord] = {}
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def create(self, _host: Host, key: str, description: str) -> str | None:
+        with self.lock:
+            if key in self.by_key:
+                return None
+            self.n += 1
+            self.by_key[key] = lockrecords.LockRecord(key, f"uuid-{self.n}", description)
+            return f"uuid-{self.n}"
+
+    def find(self, _host: Host, key: str) -> lockrecords.LockRecord | None:
+        return self.by_key.get(key)
+
+    def remove(self, _host: Host, uuid: str) -> bool:
+        with self.lock:
+            for key, record in list(self.by_key.items()):
+                if record.uuid == uuid:
+                    del self.by_key[key]
+                    return True
+            return False

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 import libvirt
 import pytest
 from lxml import etree
-from support import TEST_URI, OvsdbServer, vhost_vm_spec
-from test_vmlock import Records
+from support import TEST_URI, OvsdbServer, Records, vhost_vm_spec
 
 from virtnet import control, vmlock
 from virtnet.errors import InputError, InvalidDomainState, VmLocked
@@ -27,16 +26,6 @@ from virtnet.virt.host import Host
 def host(testdriver: libvirt.virConnect) -> Iterator[Host]:
     with Host.open(TEST_URI) as opened:
         yield opened
-
-
-@pytest.fixture
-def records(monkeypatch: pytest.MonkeyPatch) -> Records:
-    """VM locks in a dict (the test driver has no secrets driver to keep lock records in)."""
-    store = Records()
-    for name in ("create", "find", "remove"):
-        monkeypatch.setattr(lockrecords, name, getattr(store, name))
-    monkeypatch.setattr(vmlock, "POLL_S", 0.01)
-    return store
 
 
 def ports(server: OvsdbServer) -> list[str]:

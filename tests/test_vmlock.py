@@ -15,49 +15,11 @@ import time
 from dataclasses import asdict
 
 import pytest
-from support import TEST_URI
+from support import TEST_URI, Records
 
 from virtnet import vmlock
 from virtnet.errors import VmLocked
-from virtnet.virt import lockrecords
 from virtnet.virt.host import Host
-
-
-class Records:
-    """lockrecords' contract over a dict: create is create-if-absent."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, lockrecords.LockRecord] = {}
-        self.lock = threading.Lock()
-        self.n = 0
-
-    def create(self, _host: Host, key: str, description: str) -> str | None:
-        with self.lock:
-            if key in self.by_key:
-                return None
-            self.n += 1
-            self.by_key[key] = lockrecords.LockRecord(key, f"uuid-{self.n}", description)
-            return f"uuid-{self.n}"
-
-    def find(self, _host: Host, key: str) -> lockrecords.LockRecord | None:
-        return self.by_key.get(key)
-
-    def remove(self, _host: Host, uuid: str) -> bool:
-        with self.lock:
-            for key, record in list(self.by_key.items()):
-                if record.uuid == uuid:
-                    del self.by_key[key]
-                    return True
-            return False
-
-
-@pytest.fixture
-def records(monkeypatch: pytest.MonkeyPatch) -> Records:
-    store = Records()
-    for name in ("create", "find", "remove"):
-        monkeypatch.setattr(lockrecords, name, getattr(store, name))
-    monkeypatch.setattr(vmlock, "POLL_S", 0.01)
-    return store
 
 
 @pytest.fixture
