@@ -23,9 +23,8 @@ from pathlib import Path
 import tomli_w
 from lab_support import LabClient, libvirtd_stopped
 
-from virtnet.lab import lan, switch
+from virtnet.lab import switch
 from virtnet.lab.guest_image import iperf_intervals
-from virtnet.lab.lab import DPDK_SOCKET_MEM_MIB
 from virtnet.lab.process import alive, read_pid, stop_pid
 
 PING_INTERVAL_S = 0.1  # the guest's `ping -i` (virtnet.pingloop)
@@ -235,31 +234,11 @@ def test_a_vm_whose_ports_were_lost_gets_them_back_from_doctor(lab0: LabClient) 
 def reinstall_switch(client: LabClient) -> None:
     """Wipe the host's OVS database as a reinstall does, and redo only what its admin's set-up does.
 
-    Both daemons stop (by PID); switch.start replaces conf.db with a fresh one made by ovsdb-tool
-    from the schema and sets DPDK up and br0 again, as the lab did at `up`; the LAN's wire (lan0) is
-    the host's own uplink. Nothing of virtnet's is recreated here: that is doctor's job.
+    Both daemons stop (by PID); the lab starts them on a fresh conf.db made by ovsdb-tool from the
+    schema and sets DPDK up and br0 again, as it did at `up`; the LAN's wire (lan0) is the host's own
+    uplink. Nothing of virtnet's is recreated here: that is doctor's job.
     """
-    host, state = client.host, client.lab.load()
-    assert host.holder_pid is not None and state is not None
-    switch.stop(host.ovs_dir)
-    tls = host.tls_files
-    switch.start(
-        host.ovs_dir,
-        host.holder_pid,
-        host.netns,
-        name=host.name,
-        socket_mem_mib=DPDK_SOCKET_MEM_MIB,
-        tls=(host.address, tls) if tls else None,
-        postcopy=state.postcopy,
-    )
-    if state.lan_bridge:
-        lan.attach_host(
-            bridge=state.lan_bridge,
-            veth=lan.ifname(state.prefix, f"h{host.index}"),
-            netns=host.netns,
-            ovs_dir=host.ovs_dir,
-            addresses=host.lan_addresses,
-        )
+    client.lab.reinstall_switch(client.host.name)
 
 
 def test_after_the_ovs_database_is_wiped_doctor_recreates_every_vms_ports(lab0: LabClient) -> None:

@@ -239,17 +239,36 @@ class Lab:
         host.holder_pid = namespace.create(host_dir, hostname=name)
         self._save(state)
         libvirtd.start(host_dir, host.holder_pid, host.uri)
+        self._start_switch(state, host)
+        return host
+
+    def _start_switch(self, state: LabState, host: LabHost) -> None:
+        """ovsdb-server over a fresh database and the DPDK vswitchd, set up as a host's admin would."""
+        assert host.holder_pid is not None
         tls_files = host.tls_files
         switch.start(
             host.ovs_dir,
             host.holder_pid,
             host.netns,
-            name=name,
+            name=host.name,
             socket_mem_mib=DPDK_SOCKET_MEM_MIB,
             tls=(host.address, tls_files) if tls_files else None,
             postcopy=state.postcopy,
         )
-        return host
+
+    def reinstall_switch(self, name: str) -> None:
+        """Host `name`'s OVS as after a reinstall: both daemons stopped (by PID), a fresh database,
+        and only what `up` set up there again (DPDK, br0, the LAN uplink); no VM's ports."""
+        state = self.load()
+        if state is None:
+            raise LabError(f"no lab in {self.base}")
+        host = next((h for h in state.hosts if h.name == name), None)
+        if host is None:
+            raise LabError(f"the lab has no host {name!r}")
+        switch.stop(host.ovs_dir)
+        self._start_switch(state, host)
+        if state.lan_bridge:
+            self._attach_to_lan(state, host)
 
     def _wire_lan(self, state: LabState) -> None:
         """The LAN between the hosts' br0 (lan.py), recorded before it is made so `down` removes it."""
@@ -261,13 +280,16 @@ class Lab:
         for host in state.hosts:
             host.lan_addresses = lan.host_addresses(networks, host.index)
             self._save(state)
-            lan.attach_host(
-                bridge=state.lan_bridge,
-                veth=lan.ifname(self.prefix, f"h{host.index}"),
-                netns=host.netns,
-                ovs_dir=host.ovs_dir,
-                addresses=host.lan_addresses,
-            )
+            self._attach_to_lan(state, host)
+
+    def _attach_to_lan(self, state: LabState, host: LabHost) -> None:
+        lan.attach_host(
+            bridge=state.lan_bridge,
+            veth=lan.ifname(self.prefix, f"h{host.index}"),
+            netns=host.netns,
+            ovs_dir=host.ovs_dir,
+            addresses=host.lan_addresses,
+        )
 
     def _provide_guest(self, state: LabState) -> None:
         """Build (or reuse) the test guest, link it at stable paths, and probe KVM with it once."""
