@@ -22,7 +22,7 @@ class FakeHost:
     is_local: bool = True
     owner: QemuOwner | None = None
 
-    def qemu_owner(self, virt_type: str) -> QemuOwner | None:
+    def qemu_runs_as(self) -> QemuOwner | None:
         return self.owner
 
 

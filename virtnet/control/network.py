@@ -16,6 +16,7 @@ from virtnet import socketdir
 from virtnet.errors import HostNotReady
 from virtnet.ovs import switch, vmports
 from virtnet.ovs.connection import Ovsdb
+from virtnet.spec.derived import socket_dirs
 from virtnet.spec.models import VMSpec
 from virtnet.virt.host import Host
 
@@ -71,11 +72,11 @@ def _socket_dirs(host: Host, spec: VMSpec) -> list[Path]:
     """Make or check each vhost-user socket directory, where QEMU runs on this machine."""
     if not spec.vhost_user_nics or not host.is_local:
         return []  # a remote host's directories are out of reach; its QEMU reports problems
-    owner = _qemu(host)
+    owner = host.qemu_runs_as()
     if owner is None:
         return []  # the driver does not say (libvirt's test driver): nothing to check against
     created = []
-    for directory in _directories(spec):
+    for directory in socket_dirs(spec):
         if socketdir.prepare(directory, owner):
             created.append(directory)
     return created
@@ -83,12 +84,12 @@ def _socket_dirs(host: Host, spec: VMSpec) -> list[Path]:
 
 def _check_dirs(host: Host, spec: VMSpec) -> str:
     """What _socket_dirs() would find: each existing directory fit for QEMU, each new one makeable."""
-    directories = _directories(spec)
+    directories = socket_dirs(spec)
     if not directories:
         return "the guest has no vhost-user sockets"
     if not host.is_local:
         return f"socket directories on {host.uri} are out of reach: its QEMU reports problems"
-    owner = _qemu(host)
+    owner = host.qemu_runs_as()
     for directory in directories:
         if owner is not None and directory.exists():
             socketdir.check(directory, owner)
@@ -98,15 +99,6 @@ def _check_dirs(host: Host, spec: VMSpec) -> str:
                 "create it or choose another (migrate: --dest-socket-dir)"
             )
     return f"socket directories ready: {', '.join(map(str, directories))}"
-
-
-def _directories(spec: VMSpec) -> list[Path]:
-    return sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics})
-
-
-def _qemu(host: Host) -> socketdir.QemuOwner | None:
-    """Whom QEMU runs as there, or None where the driver does not say (libvirt's test driver)."""
-    return host.qemu_owner("kvm") or host.qemu_owner("qemu")
 
 
 def _remove_dirs(directories: list[Path]) -> None:

@@ -6,7 +6,6 @@ import functools
 import grp
 import pwd
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virtnet.errors import ConnectionFailed, HypervisorError, OvsdbError, SwitchNotReady, VirtnetError
@@ -101,7 +100,7 @@ def libvirt_findings(host: Host) -> list[Finding]:
 
 
 def kvm_findings(machine: Machine, host: Host | None) -> list[Finding]:
-    owner = (host.qemu_owner("kvm") or host.qemu_owner("qemu")) if host is not None else None
+    owner = host.qemu_runs_as() if host is not None else None
     access = dev_kvm_finding(machine, owner)
     if access.status == "warn":
         return [access]  # no /dev/kvm: nothing more to learn about KVM
@@ -280,16 +279,17 @@ def ovs_findings(remote: str, spec: VMSpec | None) -> list[Finding]:
 
 def spec_findings(host: Host | None, uri: str, machine: Machine, spec: VMSpec) -> list[Finding]:
     from virtnet import socketdir
+    from virtnet.spec.derived import socket_dirs
     from virtnet.virt.host import is_local_uri
 
     local = is_local_uri(uri)
     findings = resource_findings(machine, spec) if local else []
     if host is None or not local:
         return findings  # who runs QEMU is libvirt's to say
-    owner = host.qemu_owner("kvm") or host.qemu_owner("qemu")
+    owner = host.qemu_runs_as()
     if owner is None:
         return findings
-    for directory in sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics}):
+    for directory in socket_dirs(spec):
         if directory.exists():
             findings.append(
                 _guarded(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from pathlib import Path
 
 from virtnet.spec.models import Nic, VhostUserNic, VMSpec
 
@@ -48,6 +49,11 @@ def pinned_cpusets(spec: VMSpec) -> list[tuple[str, frozenset[int]]]:
 
 # Where a seed goes when the VM has no disk to put it beside: libvirt's default pool directory.
 DEFAULT_IMAGE_DIR = "/var/lib/libvirt/images"
+
+
+def socket_dirs(spec: VMSpec) -> list[Path]:
+    """The directories of the spec's vhost-user sockets, each once, sorted."""
+    return sorted({Path(nic.socket).parent for nic in spec.vhost_user_nics})
 
 
 def seed_path(spec: VMSpec) -> str | None:

@@ -176,6 +176,10 @@ class Host:
         except ValueError:
             return None
 
+    def qemu_runs_as(self) -> socketdir.QemuOwner | None:
+        """Whom QEMU runs as here: the kvm domain type's DAC label, else plain qemu's (TCG-only hosts)."""
+        return self.qemu_owner("kvm") or self.qemu_owner("qemu")
+
     def capabilities_xml(self) -> str:
         with libvirt_errors(self.uri):
             return str(self.conn.getCapabilities())
