@@ -239,3 +239,8 @@ def test_an_abort_libvirt_refused_early_is_asked_again_until_the_job_ends(
     result = run_module._run_job(job, None, "test:///b", plan, "<d/>", "<d/>", notes)  # type: ignore[arg-type]
     assert job.asked >= 2 and job.aborted.is_set()  # asked again (and again while it winds down)
     assert result.stopped_by == "interrupt" and isinstance(result.error, HypervisorError)
+    refusals = [line for line in notes.lines if line.startswith("libvirt refused the abort")]
+    assert refusals == [
+        "libvirt refused the abort (Requested operation is not valid: no job is active on the domain); "
+        "asking again every 0.2 s"
+    ]

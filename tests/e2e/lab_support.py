@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ from virtnet.lab.hugepages import meminfo
 from virtnet.lab.lab import Lab, LabHost
 from virtnet.lab.namespace import nsenter
 from virtnet.lab.process import read_pid, run, stop_pid, wait_for_pidfile
+
+INTERRUPTED_WAIT_S = 120  # a virtnet given Ctrl-C after its timeout: time to abort and clean up
 
 
 class LabClient:
@@ -266,10 +269,28 @@ def hugepages_free() -> int:
 
 
 def _run(cmd: list[str], *, check: bool, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
+    """Run a command; one that outlives its timeout gets a Ctrl-C first, as a user would press.
+
+    A SIGKILLed virtnet would leave its libvirt job running (a peer-to-peer migration goes on in
+    libvirtd without its client) and every later test on the shared lab would meet it.
+    """
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        try:
+            out, err = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGINT)
+            try:
+                out, err = run.communicate(timeout=INTERRUPTED_WAIT_S)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                out, err = run.communicate()
+            raise AssertionError(
+                f"{' '.join(cmd)} still ran after {timeout:g} s, then got Ctrl-C and exited "
+                f"{run.returncode}:\n{out}\n{err}"
+            ) from None
+    if check and run.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {run.returncode}:\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, run.returncode, out, err)
 
 
 @contextmanager

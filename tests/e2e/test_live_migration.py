@@ -136,7 +136,8 @@ def test_busy_guest_converges_where_virsh_defaults_do_not(lab0: LabClient, lab1:
     assert a.virsh("domstate", "busy").stdout.strip() == "running"
     assert "busy" not in names(b)
 
-    done = a.virtnet(*migrate_args(a, b, "busy", "--bandwidth", cap, "--json"), timeout=600)
+    # ~30 s here (100 s in a full run); a job still running at the timeout gets a Ctrl-C (lab_support)
+    done = a.virtnet(*migrate_args(a, b, "busy", "--bandwidth", cap, "--json"), timeout=300)
     report = json.loads(done.stdout)["report"]
     assert b.virsh("domstate", "busy").stdout.strip() == "running"
     assert "busy" not in names(a)
@@ -166,9 +167,9 @@ def staying(tmp_path_factory: pytest.TempPathFactory, lab) -> Iterator[tuple[Lab
     # at the Ctrl-C tests' 2 MiB/s cap no job can finish before the interrupt, mostly-zero memory could.
     boot(a, "stay", ips=("10.8.0.1/24",), dirty_mib=24, dirty_wait=True)
     yield a, b
-    a.virsh("destroy", "stay", check=False)
-    a.virsh("undefine", "stay", check=False)
-    for client in (a, b):
+    for client in (a, b):  # on B too: a failed test may have let it move, and its hugepages with it
+        client.virsh("destroy", "stay", check=False)
+        client.virsh("undefine", "stay", check=False)
         for port in ports(client):
             client.vsctl("del-port", "br0", port)
 

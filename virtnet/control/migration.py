@@ -96,6 +96,7 @@ class _JobResult:
     switch_pause_ms: int | None = None  # virtnet's clock around the post-copy switch
     completed: JobStats = field(default_factory=dict)  # the source's figures at the end (libvirt's event)
     abort_asked: float | None = None  # time.monotonic() of the last abort virtnet asked for
+    abort_refusal: str | None = None  # libvirt's last answer to an abort it refused, said once
 
 
 def migrate(
@@ -249,6 +250,10 @@ def _migrate(
         with _shielded(watcher):  # a Ctrl-C now would leave the destination's ports behind
             failure = _failed(result, guest, source, dest, undo)
         raise failure
+    if result.stopped_by is not None:  # the abort came too late: say so, the move itself is sound
+        watcher.note(
+            f"the job completed before libvirt took the abort: {guest.name!r} moved to the destination"
+        )
     dest_guest = dest.lookup(guest.name)
     report = _report(source, dest_guest, plan, result, seen)
     outcome = replace(outcome, report=report)
@@ -364,9 +369,9 @@ def _wait_out(
     while not finished.is_set():
         try:
             if abort and result.abort_asked is None:
-                _abort(job, result)
+                _abort(job, result, watcher)
             finished.wait(POLL_S)
-            _abort_again(job, result)
+            _abort_again(job, result, watcher)
         except KeyboardInterrupt:
             watcher.note(
                 "the abort is in progress: waiting for libvirt to end the job on both hosts, "
@@ -417,9 +422,9 @@ def _steer(
         elif not result.switched:
             result.stopped_by = "timeout"
             watcher.note(f"--timeout {plan.timeout_s:g} s reached: aborting the migration job")
-            _abort(job, result)
+            _abort(job, result, watcher)
     elif result.stopped_by == "timeout":
-        _abort_again(job, result)
+        _abort_again(job, result, watcher)
 
 
 def _switch_to_postcopy(
@@ -471,17 +476,21 @@ def _shielded(watcher: Watcher) -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-def _abort(job: MigrationJob, result: _JobResult) -> None:
+def _abort(job: MigrationJob, result: _JobResult, watcher: Watcher) -> None:
     result.abort_asked = time.monotonic()
-    with contextlib.suppress(HypervisorError):  # the job may have finished, or not be abortable yet
+    try:
         job.abort()
+    except HypervisorError as err:  # the job may have finished, or not be abortable yet
+        if str(err) != result.abort_refusal:  # each new answer once, not every retry
+            result.abort_refusal = str(err)
+            watcher.note(f"libvirt refused the abort ({err}); asking again every {ABORT_RETRY_S:g} s")
 
 
-def _abort_again(job: MigrationJob, result: _JobResult) -> None:
+def _abort_again(job: MigrationJob, result: _JobResult, watcher: Watcher) -> None:
     """The job still runs after an abort: ask again (see ABORT_RETRY_S), never after the switch."""
     asked = result.abort_asked
     if asked is not None and not result.switched and time.monotonic() - asked >= ABORT_RETRY_S:
-        _abort(job, result)
+        _abort(job, result, watcher)
 
 
 def _failed(
