@@ -244,7 +244,7 @@ def test_bridge_nic_says_which_backend_it_gets(vhost_net: bool | None, driver: s
     ],
 )
 def test_bridge_nic_mistakes_name_the_field(nic: dict[str, Any], path: str, words: str) -> None:
-    problems = find_problems(VMSpec.model_validate(bridge_spec(**nic)))
+    problems = find_problems(VMSpec.parse(bridge_spec(**nic)))
     assert [p.path for p in problems] == [path] and words in str(problems[0])
 
 

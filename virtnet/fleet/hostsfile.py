@@ -24,13 +24,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
-
 from virtnet.errors import InputError, InputErrors
+from virtnet.record import Field, Invalid, Parse, Problem, Record
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # libvirt URIs are driver[+transport]://[user@][host][:port]/path[?params]
@@ -42,54 +40,47 @@ class HostsFileError(InputError):
     """One problem in the hosts file, naming the host and the field."""
 
 
-class OvsdbTlsFiles(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a host name; use letters, digits, '.', '_' or '-'")
+    return value
 
+
+def _uri(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a libvirt URI; use e.g. qemu+tls://HOST/system")
+    scheme, sep, _rest = value.partition("://")
+    if not sep or not URI_SCHEME.fullmatch(scheme) or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a libvirt URI; use e.g. qemu+tls://HOST/system")
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port; use e.g. qemu+tls://HOST:16514/system") from None
+    return value
+
+
+def _ovsdb(value: object) -> str:
+    if not isinstance(value, str) or not OVSDB_REMOTE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an OVSDB remote; use ssl:HOST:PORT, tcp:HOST:PORT or unix:PATH")
+    return value
+
+
+class OvsdbTlsFiles(Record):
     key: Path
     cert: Path
     ca: Path
 
 
-class HostEntry(BaseModel):
+class HostEntry(Record):
     """One host: how to reach its libvirtd and its ovsdb-server, and what it offers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    uri: str
-    ovsdb: str = "unix:/var/run/openvswitch/db.sock"
+    name: Annotated[str, Parse(_name)]
+    uri: Annotated[str, Parse(_uri)]
+    ovsdb: Annotated[str, Parse(_ovsdb)] = "unix:/var/run/openvswitch/db.sock"
     ovsdb_tls: OvsdbTlsFiles | None = None
     socket_dir: Path | None = None
     link_mib_s: float | None = Field(default=None, gt=0)
     labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not a host name; use letters, digits, '.', '_' or '-'")
-        return value
-
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, value: str) -> str:
-        scheme, sep, _rest = value.partition("://")
-        if not sep or not URI_SCHEME.fullmatch(scheme) or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} is not a libvirt URI; use e.g. qemu+tls://HOST/system")
-        try:
-            urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError(f"{value!r} has a bad port; use e.g. qemu+tls://HOST:16514/system") from None
-        return value
-
-    @field_validator("ovsdb")
-    @classmethod
-    def _ovsdb(cls, value: str) -> str:
-        if not OVSDB_REMOTE.fullmatch(value):
-            raise ValueError(
-                f"{value!r} is not an OVSDB remote; use ssl:HOST:PORT, tcp:HOST:PORT or unix:PATH"
-            )
-        return value
 
     @property
     def uses_plain_tcp(self) -> bool:
@@ -97,9 +88,7 @@ class HostEntry(BaseModel):
         return urlsplit(self.uri).scheme.endswith("+tcp")
 
 
-class HostsFileModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HostsFileModel(Record):
     host: list[HostEntry] = Field(default_factory=list)
 
 
@@ -146,9 +135,9 @@ def load_hosts(path: Path | None = None) -> Hosts:
     except tomllib.TOMLDecodeError as err:
         raise HostsFileError(f"{path}: not valid TOML ({err}); fix the syntax there") from None
     try:
-        model = HostsFileModel.model_validate(data)
-    except ValidationError as err:
-        raise _errors([_error(path, data, detail) for detail in err.errors(include_url=False)]) from None
+        model = HostsFileModel.parse(data)
+    except Invalid as err:
+        raise _errors([_error(path, data, problem) for problem in err.problems]) from None
     problems = _cross_checks(path, model.host)
     if problems:
         raise _errors(problems)
@@ -184,32 +173,17 @@ def _cross_checks(path: Path, entries: list[HostEntry]) -> list[HostsFileError]:
     return problems
 
 
-def _error(path: Path, data: dict[str, Any], detail: ErrorDetails) -> HostsFileError:
-    loc = detail["loc"]
-    host = "?"
+def _error(path: Path, data: dict[str, Any], problem: Problem) -> HostsFileError:
+    loc = problem.loc
+    said = f"{problem.problem}; {problem.fix}"
     if len(loc) >= 2 and loc[0] == "host" and isinstance(loc[1], int):
         raw = data.get("host", [])[loc[1]]
         name = raw.get("name") if isinstance(raw, dict) else None
         host = repr(name) if isinstance(name, str) else f"#{loc[1] + 1}"
         field = ".".join(str(part) for part in loc[2:]) or "host"
-    else:
-        field = ".".join(str(part) for part in loc)
-        return HostsFileError(f"{path}: field {field!r}: {_explain(detail)}")
-    return HostsFileError(f"{path}: host {host}: field {field!r}: {_explain(detail)}")
-
-
-def _explain(detail: ErrorDetails) -> str:
-    kind = detail["type"]
-    if kind == "missing":
-        return "is required; add it"
-    if kind == "extra_forbidden":
-        model = OvsdbTlsFiles if "ovsdb_tls" in detail["loc"] else HostEntry
-        known = ", ".join(model.model_fields)
-        return f"is not a known field; remove it (known: {known})"
-    if kind == "value_error":
-        ctx = detail.get("ctx") or {}
-        return str(ctx.get("error", detail["msg"]))
-    return f"{detail.get('input')!r}: {detail['msg'].lower()}"
+        return HostsFileError(f"{path}: host {host}: field {field!r}: {said}")
+    field = ".".join(str(part) for part in loc)
+    return HostsFileError(f"{path}: field {field!r}: {said}")
 
 
 def _errors(problems: list[HostsFileError]) -> InputError:

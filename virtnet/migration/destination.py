@@ -63,20 +63,18 @@ def relocation(spec: VMSpec | None, socket_dir: Path | None, dest_cpus: frozense
 
 def relocated_spec(spec: VMSpec, moves: Relocation) -> VMSpec:
     nics = [
-        nic.model_copy(update={"socket": moves.sockets[nic.socket]}) if isinstance(nic, VhostUserNic) else nic
+        nic.replace(socket=moves.sockets[nic.socket]) if isinstance(nic, VhostUserNic) else nic
         for nic in spec.nics
     ]
     cpu = spec.cpu
     if cpu.pinning is not None:
         pins = cpu.pinning
-        pinning = pins.model_copy(
-            update={
-                "vcpus": {vcpu: _map(cpus, moves) for vcpu, cpus in pins.vcpus.items()},
-                "emulator": _map(pins.emulator, moves) if pins.emulator is not None else None,
-            }
+        pinning = pins.replace(
+            vcpus={vcpu: _map(cpus, moves) for vcpu, cpus in pins.vcpus.items()},
+            emulator=_map(pins.emulator, moves) if pins.emulator is not None else None,
         )
-        cpu = cpu.model_copy(update={"pinning": pinning})
-    return spec.model_copy(update={"nics": nics, "cpu": cpu})
+        cpu = cpu.replace(pinning=pinning)
+    return spec.replace(nics=nics, cpu=cpu)
 
 
 def relocated_xml(xml: str, moves: Relocation, spec: VMSpec | None) -> str:

@@ -18,7 +18,7 @@ def dump_spec(spec: VMSpec) -> str:
         "graphics": {"password"},
         "cloud_init": {"users": {"__all__": {"password_hash"}}},
     }
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude=secrets)
+    data = spec.dump(exclude_defaults=True, exclude=secrets)
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -10,8 +10,7 @@ from ipaddress import IPv4Address
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from virtnet.record import Field, Record
 from virtnet.spec.types import (
     AbsolutePath,
     CpuSet,
@@ -23,7 +22,7 @@ from virtnet.spec.types import (
     Name,
     Owner,
     PasswordHash,
-    Secret,
+    SecretText,
     Size,
     SshPublicKey,
     Text,
@@ -39,18 +38,14 @@ DiskBus = Literal["virtio", "sata", "scsi", "ide", "usb"]
 CacheMode = Literal["none", "writethrough", "writeback", "directsync", "unsafe", "default"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Pinning(_Model):
+class Pinning(Record):
     """Host CPUs for each vCPU and for QEMU's emulator threads (what `taskset` did by hand)."""
 
     vcpus: dict[Annotated[int, Field(ge=0)], CpuSet] = {}
     emulator: CpuSet | None = None
 
 
-class Cpu(_Model):
+class Cpu(Record):
     count: int = Field(ge=1, le=4096)
     sockets: int | None = Field(default=None, ge=1)
     cores: int | None = Field(default=None, ge=1)
@@ -60,11 +55,11 @@ class Cpu(_Model):
     pinning: Pinning | None = None
 
 
-class Hugepages(_Model):
+class Hugepages(Record):
     page_size: Size
 
 
-class Memory(_Model):
+class Memory(Record):
     size: Size
     hugepages: Hugepages | None = None
     # shared: other processes (OVS's vhost-user backend) may map guest memory. Required by vhost-user.
@@ -73,13 +68,13 @@ class Memory(_Model):
     allocation: Literal["immediate", "ondemand"] | None = None
 
 
-class NumaCell(_Model):
+class NumaCell(Record):
     cpus: CpuSet
     memory: Size
     access: MemoryAccess | None = None  # default: memory.access
 
 
-class Disk(_Model):
+class Disk(Record):
     path: AbsolutePath
     device: Literal["disk", "cdrom"] = "disk"
     format: Literal["qcow2", "raw"] | None = None  # default: qcow2 for disks, raw for cdroms
@@ -98,7 +93,7 @@ class Disk(_Model):
         return self.bus or ("sata" if self.device == "cdrom" else "virtio")
 
 
-class PortForward(_Model):
+class PortForward(Record):
     """host_address:host_port on the host -> guest_port in the guest (QEMU's hostfwd)."""
 
     protocol: Literal["tcp", "udp"] = "tcp"
@@ -108,7 +103,7 @@ class PortForward(_Model):
     host_address: IPv4Address = IPv4Address("127.0.0.1")
 
 
-class _GuestNetwork(_Model):
+class _GuestNetwork(Record):
     """The guest's side of a NIC, applied by cloud-init at first boot (needs [cloud_init])."""
 
     address: GuestAddress | None = None  # '10.77.9.1/24' or 'dhcp'; a user NIC defaults to dhcp
@@ -155,28 +150,28 @@ class BridgeNic(_GuestNetwork):
 Nic = Annotated[UserNic | VhostUserNic | BridgeNic, Field(discriminator="type")]
 
 
-class Boot(_Model):
+class Boot(Record):
     order: list[Literal["hd", "cdrom", "network"]] = []
     kernel: AbsolutePath | None = None
     initrd: AbsolutePath | None = None
     cmdline: Text | None = None
 
 
-class Graphics(_Model):
+class Graphics(Record):
     type: Literal["vnc", "spice"] = "vnc"
     listen: IPv4Address = IPv4Address("127.0.0.1")
     port: int | None = Field(default=None, ge=5900, le=65535)  # default: libvirt picks a free one
-    password: Secret | None = None
+    password: SecretText | None = None
 
 
-class Console(_Model):
+class Console(Record):
     """The serial console: a pty for `virsh console`, optionally logged to a file."""
 
     type: Literal["pty", "file"] = "pty"
     log: AbsolutePath | None = None  # pty: also write everything to this file; file: the file itself
 
 
-class GuestUser(_Model):
+class GuestUser(Record):
     """A user cloud-init creates at first boot."""
 
     name: UserName
@@ -187,14 +182,14 @@ class GuestUser(_Model):
     password_hash: PasswordHash | None = None  # crypt(3), e.g. from `mkpasswd -m sha-512`; else locked
 
 
-class WriteFile(_Model):
+class WriteFile(Record):
     path: AbsolutePath
     content: Text
     permissions: FileMode = "0644"
     owner: Owner = "root:root"
 
 
-class CloudInit(_Model):
+class CloudInit(Record):
     """First-boot provisioning: a NoCloud seed (ISO 'cidata') attached as a read-only cdrom."""
 
     hostname: Hostname | None = None  # default: the VM name
@@ -209,7 +204,7 @@ class CloudInit(_Model):
     seed: AbsolutePath | None = None  # the seed volume; default: <first disk's dir>/<name>-cidata.iso
 
 
-class VMSpec(_Model):
+class VMSpec(Record):
     name: Name
     uuid: UUID | None = None
     title: Title | None = None

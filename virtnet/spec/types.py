@@ -9,8 +9,7 @@ import re
 import struct
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, SecretStr
-
+from virtnet.record import Parse, Secret
 from virtnet.units import format_cpuset, format_size, parse_cpuset, parse_size
 
 
@@ -182,22 +181,20 @@ def _owner(value: object) -> str:
 
 
 # Sizes are bytes in Python and canonical binary strings ('4GiB') in TOML/JSON.
-Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+Size = Annotated[int, Parse(parse_size, format_size)]
 # CPU sets are frozensets in Python and canonical libvirt cpusets ('0-2,5') in TOML/JSON.
-CpuSet = Annotated[
-    frozenset[int], BeforeValidator(parse_cpuset), PlainSerializer(format_cpuset, return_type=str)
-]
-Mac = Annotated[str, BeforeValidator(_mac)]
-Name = Annotated[str, BeforeValidator(_name)]
-AbsolutePath = Annotated[str, BeforeValidator(_absolute_path)]
-Title = Annotated[str, BeforeValidator(_title)]
-Text = Annotated[str, BeforeValidator(_text)]
-Secret = Annotated[SecretStr, BeforeValidator(_secret)]
-Hostname = Annotated[str, BeforeValidator(parse_hostname)]
-UserName = Annotated[str, BeforeValidator(_user_name)]
-SshPublicKey = Annotated[str, BeforeValidator(_ssh_public_key)]
-PasswordHash = Annotated[SecretStr, BeforeValidator(_password_hash)]
-FileMode = Annotated[str, BeforeValidator(_file_mode)]
-GuestAddress = Annotated[str, BeforeValidator(_guest_address)]
-GroupName = Annotated[str, BeforeValidator(_group_name)]
-Owner = Annotated[str, BeforeValidator(_owner)]
+CpuSet = Annotated[frozenset[int], Parse(parse_cpuset, format_cpuset)]
+Mac = Annotated[str, Parse(_mac)]
+Name = Annotated[str, Parse(_name)]
+AbsolutePath = Annotated[str, Parse(_absolute_path)]
+Title = Annotated[str, Parse(_title)]
+Text = Annotated[str, Parse(_text)]
+SecretText = Annotated[Secret, Parse(_secret)]
+Hostname = Annotated[str, Parse(parse_hostname)]
+UserName = Annotated[str, Parse(_user_name)]
+SshPublicKey = Annotated[str, Parse(_ssh_public_key)]
+PasswordHash = Annotated[Secret, Parse(_password_hash)]
+FileMode = Annotated[str, Parse(_file_mode)]
+GuestAddress = Annotated[str, Parse(_guest_address)]
+GroupName = Annotated[str, Parse(_group_name)]
+Owner = Annotated[str, Parse(_owner)]
