@@ -26,7 +26,7 @@ import copy
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -237,7 +237,7 @@ def _check(tp: Any, value: Any, loc: Loc, problems: list[Problem], info: FieldIn
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(tp)
-        return _annotated(base, meta, value, loc, problems)
+        return _annotated(base, [*meta, info] if info else meta, value, loc, problems)
     if info is not None and (info.bounds or info.discriminator):
         return _annotated(tp, [info], value, loc, problems)
     if origin is Union or origin is types.UnionType:
@@ -278,7 +278,7 @@ def _check(tp: Any, value: Any, loc: Loc, problems: list[Problem], info: FieldIn
     return _scalar(tp, value, loc, problems)
 
 
-def _annotated(base: Any, meta: Iterable[Any], value: Any, loc: Loc, problems: list[Problem]) -> Any:
+def _annotated(base: Any, meta: list[Any], value: Any, loc: Loc, problems: list[Problem]) -> Any:
     bounds: dict[str, float] = {}
     for item in meta:
         if isinstance(item, FieldInfo) and item.discriminator:
