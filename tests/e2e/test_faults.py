@@ -30,6 +30,7 @@ from virtnet.lab.process import alive, read_pid, stop_pid
 PING_INTERVAL_S = 0.1  # the guest's `ping -i` (virtnet.pingloop)
 # Long enough that the kill, the restart and TCP's retransmission back-off all fall inside the run.
 IPERF_SECONDS = 20
+STATUS_REFRESH_S = 30  # how long ovs-vswitchd may take to write a reconnected port's status
 
 
 def pingloop_spec(host: LabClient, name: str, ip: str, peer: str, iperf: str = "") -> Path:
@@ -128,8 +129,13 @@ def test_guests_ping_and_iperf3_on_through_a_vswitchd_kill_with_no_virtnet_comma
         silence = max(b - a for a, b in itertools.pairwise(arrivals))  # measured in bench/faults.py
         print(f"{name}: {silence:.2f} s without a ping reply over the vswitchd restart")
         # OVS 3.1 leaves link_state 'down' in the database after the restart although the port
-        # carries the replies above; the vhost-user connection's own status says what happened.
-        assert lab0.vsctl("get", "Interface", f"{name}-p0", "status:status") == "connected"
+        # carries the replies above; the vhost-user connection's own status says what happened,
+        # once ovs-vswitchd writes it (it refreshes the column on its own schedule: once it still
+        # said 'disconnected' while the replies above came through).
+        deadline = time.monotonic() + STATUS_REFRESH_S
+        while lab0.vsctl("get", "Interface", f"{name}-p0", "status:status") != "connected":
+            assert time.monotonic() < deadline, f"{name}-p0 not 'connected' within {STATUS_REFRESH_S} s"
+            time.sleep(0.5)
     # The one iperf3 run that was going at the kill ends well: its TCP connection lived through the
     # restart, and its last seconds (after the restart) carry traffic again.
     text = lab0.wait_console("sw0", "VIRTNET-IPERF-OK", timeout=IPERF_SECONDS + 180)
