@@ -655,7 +655,9 @@ def migrate(
         probe_nic=probe_nic,
     )
     request.validate()
-    with _host(ctx) as host, contextlib.nullcontext() if dry_run else ProgressBar(name) as bar:
+    # events: the job's figures come from libvirt's job-completed event, and libvirt wants its event
+    # loop registered before the first connection opens (as virsh does), not after.
+    with _host(ctx, events=True) as host, contextlib.nullcontext() if dry_run else ProgressBar(name) as bar:
         outcome = run_migration(
             host,
             name,

@@ -272,7 +272,7 @@ def _destination(uri: str, name: str, *, lock: bool) -> Iterator[Host]:
         "check that the destination's libvirtd runs and listens; "
         "nothing was changed, the guest still runs on the source"
     )
-    with Host.open(uri, fix=fix) as dest:
+    with Host.open(uri, fix=fix, events=True) as dest:  # see CompletedJobWatch
         held = vmlock.held(dest, name, f"migrate {name} {uri}") if lock else contextlib.nullcontext()
         with held:
             yield dest

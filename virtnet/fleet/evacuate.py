@@ -48,7 +48,10 @@ def plan(
 ) -> tuple[HostEntry, list[Move], dict[str, HostEntry]]:
     """The source host, a placed Move per running VM, and the destination entries by name."""
     from virtnet.inventory import spec_of
+    from virtnet.virt import events
     from virtnet.virt.host import Host
+
+    events.start()  # before the first connection: the moves need libvirt's events (CompletedJobWatch)
 
     hosts = load_hosts(hosts_file)
     source = hosts.get(source_name)

@@ -183,7 +183,10 @@ class CompletedJobWatch:
     They are QEMU's own figures (downtime included) as the source saw them at the end, the only
     complete ones after a post-copy switch: the destination keeps none then, and the source domain
     is gone once the call returns. The event needs libvirt's event loop, so this opens a connection
-    of its own with the loop running.
+    of its own with the loop running. libvirt wants the loop registered before the process's first
+    connection (virEventRegisterImpl), so callers open theirs with `Host.open(..., events=True)`;
+    two migrations that mixed connections opened before and after the loop's start hung in CI in
+    a libvirt call that never returned, the guest running on untouched.
     """
 
     def __init__(self, uri: str, uuid: str) -> None:
