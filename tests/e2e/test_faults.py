@@ -56,6 +56,15 @@ def wait_replies(host: LabClient, name: str, count: int, after: int = -1, timeou
     raise AssertionError(f"{name}: fewer than {count} ping replies after seq {after} in {timeout:g} s")
 
 
+def wait_connected(host: LabClient, port: str) -> None:
+    """Until the port's vhost-user connection reads 'connected'. ovs-vswitchd writes that column on
+    its own schedule: once it still said 'disconnected' while the guest's pings came through."""
+    deadline = time.monotonic() + STATUS_REFRESH_S
+    while host.vsctl("get", "Interface", port, "status:status") != "connected":
+        assert time.monotonic() < deadline, f"{port} did not reconnect to QEMU's vhost-user socket"
+        time.sleep(0.5)
+
+
 def boots(host: LabClient, name: str) -> int:
     return host.console_log(name).read_text(errors="replace").count("VIRTNET-BOOTED")
 
@@ -129,13 +138,8 @@ def test_guests_ping_and_iperf3_on_through_a_vswitchd_kill_with_no_virtnet_comma
         silence = max(b - a for a, b in itertools.pairwise(arrivals))  # measured in bench/faults.py
         print(f"{name}: {silence:.2f} s without a ping reply over the vswitchd restart")
         # OVS 3.1 leaves link_state 'down' in the database after the restart although the port
-        # carries the replies above; the vhost-user connection's own status says what happened,
-        # once ovs-vswitchd writes it (it refreshes the column on its own schedule: once it still
-        # said 'disconnected' while the replies above came through).
-        deadline = time.monotonic() + STATUS_REFRESH_S
-        while lab0.vsctl("get", "Interface", f"{name}-p0", "status:status") != "connected":
-            assert time.monotonic() < deadline, f"{name}-p0 not 'connected' within {STATUS_REFRESH_S} s"
-            time.sleep(0.5)
+        # carries the replies above; the vhost-user connection's own status says what happened.
+        wait_connected(lab0, f"{name}-p0")
     # The one iperf3 run that was going at the kill ends well: its TCP connection lived through the
     # restart, and its last seconds (after the restart) carry traffic again.
     text = lab0.wait_console("sw0", "VIRTNET-IPERF-OK", timeout=IPERF_SECONDS + 180)
@@ -270,10 +274,7 @@ def test_after_the_ovs_database_is_wiped_doctor_recreates_every_vms_ports(lab0: 
         assert lab0.vsctl("get", "Interface", f"{name}-p0", "type") == "dpdkvhostuserclient"
     assert lab0.vm_ports() == ["rw0-p0", "rw1-p0"]
     # The running guest's QEMU still serves its socket: the recreated client port connects to it.
-    deadline = time.monotonic() + 30
-    while lab0.vsctl("get", "Interface", "rw0-p0", "status:status") != "connected":
-        assert time.monotonic() < deadline, "rw0-p0 did not reconnect to QEMU's vhost-user socket"
-        time.sleep(0.5)
+    wait_connected(lab0, "rw0-p0")
     assert lab0.qemu_pid("rw0") == qemu and boots(lab0, "rw0") == 1  # the same boot
     assert not any(line.startswith("missing-ports") for line in lab0.virtnet("doctor").stdout.splitlines())
 
