@@ -78,6 +78,29 @@ def test_unreachable_server_names_the_remote_and_the_fix(tmp_path: Path) -> None
         Ovsdb(f"unix:{tmp_path}/nothing.sock", timeout_s=2)
 
 
+def test_a_database_without_a_needed_column_is_named_not_asserted(tmp_path: Path) -> None:
+    """A server whose schema predates columns virtnet replicates (an old Open vSwitch) gets one
+    error naming every missing column, not python-ovs's bare AssertionError."""
+    schema = json.loads(Path(OvsdbServer.SCHEMA).read_text())
+    del schema["tables"]["Interface"]["columns"]["mtu_request"]
+    del schema["tables"]["Open_vSwitch"]["columns"]["dpdk_version"]
+    old = tmp_path / "old.ovsschema"
+    old.write_text(json.dumps(schema))
+    server = OvsdbServer(tmp_path)
+    server.SCHEMA = str(old)
+    server.start()
+    try:
+        with pytest.raises(OvsdbError) as caught:
+            Ovsdb(server.remote, timeout_s=5)
+    finally:
+        server.stop()
+    assert str(caught.value) == (
+        f"the Open_vSwitch database at {server.remote} (schema {schema['version']}) has no "
+        "Open_vSwitch:dpdk_version, Interface:mtu_request; "
+        "upgrade Open vSwitch there to a release that has them"
+    )
+
+
 def test_bridge_is_created_like_add_br_and_setup_is_idempotent(db: Ovsdb, ovsdb_server: OvsdbServer) -> None:
     assert ovsdb_server.vsctl("br-exists", "br0") == ""
     assert vsctl_json(ovsdb_server, "Bridge", "br0", "datapath_type") == "netdev"
