@@ -109,6 +109,7 @@ def test_switch_cli_show_and_gc(host: Host, switch: OvsdbServer, testdriver: lib
     assert by_name["vm1-p0"]["vm"] == "vm1" and by_name["vm2-vhu0"]["vm"] == "vm2"
     text = runner.invoke(app, [*base, "switch", "show"]).stdout
     assert "vm1-p0" in text and "vm vm1" in text and "DPDK" in text
+    assert " vm vm1 vhost - n_rxq 2 " in text  # no ovs-vswitchd here to report on the socket
 
     testdriver.lookupByName("vm2").undefine()  # gone behind virtnet's back: its port is orphaned
     dry = runner.invoke(app, [*base, "switch", "gc", "--dry-run"])

@@ -276,4 +276,13 @@ def test_describe_lists_bridges_ports_and_their_vms(db: Ovsdb, ovsdb_server: Ovs
     (bridge,) = info["bridges"]
     ports = {p["name"]: p for p in bridge["ports"]}
     assert ports["vm1-p0"]["vm"] == "vm1" and ports["vm1-p0"]["n_rxq"] == "2"
+    assert ports["vm1-p0"]["vhost"] is None  # no ovs-vswitchd has reported on the socket
     assert ports["br0"]["type"] == "internal"
+    # What OVS leaves after ovs-vswitchd restarts: the port reconnected, link_state not refreshed.
+    ovsdb_server.vsctl(
+        "set", "Interface", "vm1-p0", "status:status=connected", "status:mode=client", "link_state=down"
+    )
+    observe(db, lambda: bool(next(i for i in db.rows("Interface") if i.name == "vm1-p0").status))
+    ports = {p["name"]: p for p in switch.describe(db)["bridges"][0]["ports"]}
+    assert ports["vm1-p0"]["vhost"] == "connected" and ports["vm1-p0"]["link_state"] == "down"
+    assert ports["br0"]["vhost"] is None  # not a vhost-user port

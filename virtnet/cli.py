@@ -1101,7 +1101,11 @@ def switch_show(
         typer.echo(f"bridge {bridge['name']} ({bridge['datapath_type']})")
         for port in bridge["ports"]:
             vm = f" vm {port['vm']}" if port["vm"] else ""
-            queues = f" n_rxq {port['n_rxq']} vrings {port['vrings'] or '-'}" if port["socket"] else ""
+            queues = (
+                f" vhost {port['vhost'] or '-'} n_rxq {port['n_rxq']} vrings {port['vrings'] or '-'}"
+                if port["socket"]
+                else ""
+            )
             typer.echo(
                 f"  {port['name']:<20} {port['type']:<20} link {port['link_state'] or '-':<5} "
                 f"ofport {port['ofport'] if port['ofport'] is not None else '-'}{vm}{queues}"

@@ -140,6 +140,10 @@ def test_guests_ping_and_iperf3_on_through_a_vswitchd_kill_with_no_virtnet_comma
         # OVS 3.1 leaves link_state 'down' in the database after the restart although the port
         # carries the replies above; the vhost-user connection's own status says what happened.
         wait_connected(lab0, f"{name}-p0")
+    # `switch show` reports that connection beside the stale link_state.
+    shown = json.loads(lab0.virtnet("switch", "show", "--json").stdout)
+    vhost = {p["name"]: p["vhost"] for b in shown["bridges"] for p in b["ports"] if p["vm"]}
+    assert vhost == {"sw0-p0": "connected", "sw1-p0": "connected"}
     # The one iperf3 run that was going at the kill ends well: its TCP connection lived through the
     # restart, and its last seconds (after the restart) carry traffic again.
     text = lab0.wait_console("sw0", "VIRTNET-IPERF-OK", timeout=IPERF_SECONDS + 180)

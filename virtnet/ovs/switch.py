@@ -179,6 +179,9 @@ def describe(db: Ovsdb) -> dict[str, Any]:
                     "socket": iface.options.get("vhost-server-path"),
                     "n_rxq": iface.options.get("n_rxq"),
                     "vrings": iface.status.get("num_of_vrings"),
+                    # A vhost-user port's own word on its socket: OVS can leave link_state 'down'
+                    # after ovs-vswitchd restarts while the reconnected port carries traffic.
+                    "vhost": iface.status.get("status") if iface.options.get("vhost-server-path") else None,
                     "link_state": iface.link_state[0] if iface.link_state else None,
                     "ofport": iface.ofport[0] if iface.ofport else None,
                     "error": iface.error[0] if iface.error else None,
