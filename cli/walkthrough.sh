@@ -62,6 +62,8 @@ printf 'host A %s: %s, OVSDB %s\nhost B %s: %s, OVSDB %s\n' "$A" "$URI" "$DB" "$
 echo "(vsctl below: ovs-vsctl --db=$DB -p/-c/-C with the lab's client files in $PKI)"
 
 step "Switch set-up through OVSDB: DPDK on, netdev bridge br0 (walkthrough: ovs-simple-start.sh)"
+echo "(lab up already did this on each host, as the hosts' admin would; setup is idempotent: it checks"
+echo " DPDK and br0, says nothing changed, and would set what differs)"
 show virtnet switch setup --bridge br0
 virtnet_b switch setup --bridge br0 >/dev/null  # the second host, for the migration at the end
 printf '(ovs-vsctl) dpdk_initialized=%s %s\n' "$(vsctl get Open_vSwitch . dpdk_initialized)" \

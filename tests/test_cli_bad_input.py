@@ -87,6 +87,33 @@ OPTION_CASES: list[tuple[str, list[str], list[str]]] = [
     ("exec: no command", ["exec", "vm"], ["exec: no command"]),
     ("exec: command without --", ["exec", "vm", "ls"], ["put -- before the guest command"]),
     ("spec file missing", ["xml", "/nonexistent/vm.toml"], ["cannot read the spec"]),
+    # OVSDB remotes: python-ovs took each of these and failed later with a misleading errno, or
+    # (the port) with a traceback.
+    (
+        "--ovsdb: not a remote",
+        ["--ovsdb", "garbage", "define", "SPEC"],
+        ["--ovsdb: 'garbage' is not an OVSDB"],
+    ),
+    (
+        "--ovsdb: port out of range",
+        ["--ovsdb", "tcp:127.0.0.1:99999", "switch", "show"],
+        ["--ovsdb: 'tcp:127.0.0.1:99999': port 99999 is out of range; use a port from 1 to 65535"],
+    ),
+    (
+        "--ovsdb: not an IPv4 address",
+        ["--ovsdb", "tcp:300.1.1.1:6640", "switch", "show"],
+        ["300.1.1.1 is not an IPv4 address; give one"],
+    ),
+    (
+        "--ovsdb: a listening remote",
+        ["--ovsdb", "punix:/run/openvswitch/db.sock", "list"],
+        ["is a remote ovsdb-server listens on; a client connects with unix:PATH"],
+    ),
+    (
+        "migrate: bad --dest-ovsdb and policy",
+        ["migrate", "vm", "qemu+tcp://b/system", "--policy", "fast", "--dest-ovsdb", "tcp:[zz]:6640"],
+        ["--policy fast", "--dest-ovsdb: 'tcp:[zz]:6640': [zz] is not an IPv6 address"],
+    ),
     ("spec not toml", ["xml", "NOTTOML"], ["not valid TOML"]),
 ]
 
@@ -153,3 +180,20 @@ def test_bad_options_are_refused_with_every_problem(
 def test_the_catalogue_is_large_enough() -> None:
     assert len(SPEC_CASES) + len(OPTION_CASES) >= 60
     assert sum(len(expected) > 1 for _, _, expected in SPEC_CASES) >= 10
+
+
+def test_a_bad_virtnet_ovsdb_is_refused_where_a_remote_is_needed(
+    tmp_path: Path, testdriver: libvirt.virConnect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$VIRTNET_OVSDB is read when a command needs OVSDB: then it is named like an option."""
+    monkeypatch.setenv("VIRTNET_OVSDB", "tcp:localhost")
+    spec = tmp_path / "vm.toml"
+    spec.write_text(tomli_w.dumps(base()))  # a vhost-user NIC: define makes its OVS port first
+    before = state(testdriver)
+    (line,) = refused(run(["define", str(spec)]))
+    assert line == (
+        "virtnet: error: $VIRTNET_OVSDB: 'tcp:localhost' is not an OVSDB remote; "
+        "use unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT"
+    )
+    assert state(testdriver) == before
+    assert "test" in run(["list"]).stdout  # a command without OVSDB is not refused for it

@@ -53,8 +53,21 @@ def _run(*argv: str) -> tuple[int, str, str]:
             '[[host]]\nname = "e"\nuri = "test:///default"\nlink_mib_s = -5\n',
             ["host 'e'", "field 'link_mib_s'"],
         ),
+        (
+            '[[host]]\nname = "f"\nuri = "test:///default"\novsdb = "tcp:127.0.0.1:66400"\n',
+            ["host 'f'", "field 'ovsdb'", "port 66400 is out of range"],
+        ),
     ],
-    ids=["unknown field", "duplicate", "not a uri", "missing cert", "ssl without tls", "no name", "speed"],
+    ids=[
+        "unknown field",
+        "duplicate",
+        "not a uri",
+        "missing cert",
+        "ssl without tls",
+        "no name",
+        "speed",
+        "ovsdb port",
+    ],
 )
 def test_bad_hosts_file_exits_2_naming_host_and_field(tmp_path: Path, text: str, words: list[str]) -> None:
     path = _write(tmp_path, text)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from support import OvsdbServer, vhost_vm_spec
 
-from virtnet.errors import OvsdbError, OvsdbTransactionFailed, OvsdbUnreachable, SwitchNotReady
+from virtnet.errors import InputError, OvsdbError, OvsdbTransactionFailed, OvsdbUnreachable, SwitchNotReady
+from virtnet.ovs import remote as remote_check
 from virtnet.ovs import switch, vmports
 from virtnet.ovs.commands import (
     DeletePort,
@@ -76,6 +77,20 @@ def bridge(db: Ovsdb) -> Any:
 def test_unreachable_server_names_the_remote_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(OvsdbUnreachable, match=r"cannot reach ovsdb-server at unix:.*nothing\.sock.*--ovsdb"):
         Ovsdb(f"unix:{tmp_path}/nothing.sock", timeout_s=2)
+
+
+@pytest.mark.parametrize(
+    "remote",
+    ["unix:/run/openvswitch/db.sock", "tcp:127.0.0.1:6640", "ssl:[::1]:6640", "tcp:ovs-b.example:6640"],
+)
+def test_remotes_a_client_connects_to_pass_the_check(remote: str) -> None:
+    assert remote_check.problem(remote) is None
+
+
+def test_a_malformed_remote_never_reaches_python_ovs() -> None:
+    """python-ovs would fail on it with 'Address family not supported': an input error instead."""
+    with pytest.raises(InputError, match=r"^OVSDB remote: 'garbage' is not an OVSDB remote; use unix:PATH"):
+        Ovsdb("garbage")
 
 
 def test_a_database_without_a_needed_column_is_named_not_asserted(tmp_path: Path) -> None:

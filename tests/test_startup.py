@@ -189,6 +189,8 @@ def test_launcher_prints_what_typer_prints(
         ["xml", "--seed", "examples/kvm-ssh-vm.toml"],
         ["xml", "examples/install-vm.toml", "--virt-type", "qemu"],
         ["xml", "a.toml", "b.toml"],
+        ["--ovsdb", "garbage", "list"],  # typer's callback refuses it, as for every command
+        ["--ovsdb=tcp:127.0.0.1:99999", "-c", "test:///default", "list"],
     ],
 )
 def test_launcher_leaves_every_other_argv_to_typer(argv: list[str]) -> None:

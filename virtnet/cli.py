@@ -157,6 +157,12 @@ def main(
         typer.Option("--version", help="print the version and exit", callback=_print_version, is_eager=True),
     ] = False,
 ) -> None:
+    if ovsdb is not None:
+        from virtnet.ovs import remote
+
+        wrong = remote.problem(ovsdb)
+        if wrong:
+            _fail(InputError(f"--ovsdb: {wrong}"))
     ctx.obj = Targets(connect, ovsdb, hosts_file)
     if host_name is not None:
         ctx.obj = _named_host(ctx.obj, host_name)

@@ -90,7 +90,15 @@ def split_global_options(argv: list[str]) -> tuple[str | None, list[str]] | None
             return None
         if option in ("-c", "--connect"):
             uri = value
+        elif _bad_remote(value):
+            return None  # typer's main callback reports it
     return (uri, argv[i:]) if i < len(argv) else None
+
+
+def _bad_remote(value: str) -> bool:
+    from virtnet.ovs import remote
+
+    return remote.problem(value) is not None
 
 
 def _list(uri: str | None, include_inactive: bool, as_json: bool) -> int:

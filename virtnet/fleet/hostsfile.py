@@ -28,12 +28,12 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from virtnet.errors import InputError, InputErrors
+from virtnet.ovs import remote
 from virtnet.record import Field, Invalid, Parse, Problem, Record
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # libvirt URIs are driver[+transport]://[user@][host][:port]/path[?params]
 URI_SCHEME = re.compile(r"[a-z][a-z0-9]*(\+[a-z]+)?")
-OVSDB_REMOTE = re.compile(r"(unix:.+|(ssl|tcp):[^:]+:\d+)")
 
 
 class HostsFileError(InputError):
@@ -60,8 +60,11 @@ def _uri(value: object) -> str:
 
 
 def _ovsdb(value: object) -> str:
-    if not isinstance(value, str) or not OVSDB_REMOTE.fullmatch(value):
-        raise ValueError(f"{value!r} is not an OVSDB remote; use ssl:HOST:PORT, tcp:HOST:PORT or unix:PATH")
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an OVSDB remote; use {remote.FORMS}")
+    wrong = remote.problem(value)
+    if wrong:
+        raise ValueError(wrong)
     return value
 
 

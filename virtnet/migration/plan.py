@@ -77,6 +77,12 @@ class MigrationRequest:
             if value not in allowed:
                 choices = ", ".join(choice for choice in allowed if choice)
                 found.append(InputError(f"{option} {value}: choose one of {choices}"))
+        if self.dest_ovsdb is not None:
+            from virtnet.ovs import remote
+
+            wrong = remote.problem(self.dest_ovsdb)
+            if wrong:
+                found.append(InputError(f"--dest-ovsdb: {wrong}"))
         if isinstance(self.dest_cpus, str):
             try:
                 parse_cpuset(self.dest_cpus)

@@ -17,8 +17,9 @@ import ovs.jsonrpc
 import ovs.poller
 import ovs.stream
 
-from virtnet.errors import OvsdbError, OvsdbUnreachable
+from virtnet.errors import InputError, OvsdbError, OvsdbUnreachable
 from virtnet.ovs import credentials, fastjson
+from virtnet.ovs import remote as remote_check
 
 fastjson.install()
 
@@ -57,13 +58,22 @@ _POLL_MS = 100  # python-ovs 4.0's idl.wait() alone sometimes never wakes (host.
 
 def default_remote() -> str:
     """$VIRTNET_OVSDB, else the system's ovsdb-server socket."""
-    return os.environ.get("VIRTNET_OVSDB") or DEFAULT_REMOTE
+    chosen = os.environ.get("VIRTNET_OVSDB")
+    if not chosen:
+        return DEFAULT_REMOTE
+    wrong = remote_check.problem(chosen)
+    if wrong:
+        raise InputError(f"$VIRTNET_OVSDB: {wrong}")
+    return chosen
 
 
 class Ovsdb:
     """The replicated Open_vSwitch database."""
 
     def __init__(self, remote: str, *, timeout_s: float = TIMEOUT_S) -> None:
+        wrong = remote_check.problem(remote)
+        if wrong:
+            raise InputError(f"OVSDB remote: {wrong}")
         self.remote = remote
         self.timeout_s = timeout_s
         _use_tls(remote)
