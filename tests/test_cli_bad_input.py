@@ -197,3 +197,26 @@ def test_a_bad_virtnet_ovsdb_is_refused_where_a_remote_is_needed(
     )
     assert state(testdriver) == before
     assert "test" in run(["list"]).stdout  # a command without OVSDB is not refused for it
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["stop", "test", "--timeout", "-5"], "--timeout"),
+        (["switch", "setup", "--socket-mem", "-5"], "--socket-mem"),
+        (
+            ["migrate", "test", "qemu+tcp://127.0.0.1:1/system", "--link-speed", "0", "--dry-run"],
+            "--link-speed",
+        ),
+        (["screenshot", "test", "x.png", "--screen", "-1"], "--screen"),
+    ],
+    ids=["stop timeout", "socket-mem", "link speed", "screen"],
+)
+def test_numbers_out_of_range_are_refused_before_anything_runs(
+    argv: list[str], option: str, testdriver: libvirt.virConnect
+) -> None:
+    """Ranges click checks: its usage error, exit 2, before a connection (the test domain still runs)."""
+    result = run(argv)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith(f"Error: Invalid value for '{option}': "), result.stderr
+    assert testdriver.lookupByName("test").isActive()

@@ -539,7 +539,7 @@ def stop(
     force: Annotated[
         bool, typer.Option("--force", help="power off at once instead of an ACPI shutdown")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for an ACPI shutdown")] = 60.0,
+    timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for an ACPI shutdown")] = 60.0,
     wait_lock: WaitLockOption = False,
 ) -> None:
     """Shut a domain down (ACPI), or power it off with --force."""
@@ -605,7 +605,8 @@ def migrate(
     timeout: Annotated[float | None, typer.Option(min=1, help="seconds before --on-timeout acts")] = None,
     on_timeout: Annotated[str, typer.Option(help="abort or postcopy, when --timeout is reached")] = "abort",
     link_speed: Annotated[
-        float, typer.Option(help="the link's MiB/s for --policy auto, when --bandwidth does not cap it")
+        float,
+        typer.Option(min=1, help="the link's MiB/s for --policy auto, when --bandwidth does not cap it"),
     ] = 1192.0,
     dest_ovsdb: Annotated[
         str | None,
@@ -990,7 +991,7 @@ def screenshot(
     ctx: typer.Context,
     name: DomainName,
     file: Annotated[Path, typer.Argument(help="where to save it, e.g. vm.png", show_default=False)],
-    screen: Annotated[int, typer.Option(help="which head of a multi-head display")] = 0,
+    screen: Annotated[int, typer.Option(min=0, help="which head of a multi-head display")] = 0,
 ) -> None:
     """Save what the guest's display shows (PNG with QEMU 7.2, whatever FILE is called)."""
     from virtnet.viewing.screenshot import take
@@ -1039,7 +1040,7 @@ def switch_setup(
     pmd_cpus: Annotated[str | None, typer.Option(help="host CPUs for PMD threads, e.g. 1-2")] = None,
     lcore: Annotated[str | None, typer.Option(help="host CPUs for DPDK's lcore, e.g. 0")] = None,
     socket_mem: Annotated[
-        int | None, typer.Option(help="MiB of hugepages DPDK takes (and may not exceed)")
+        int | None, typer.Option(min=1, help="MiB of hugepages DPDK takes (and may not exceed)")
     ] = None,
     extra: Annotated[str | None, typer.Option(help="dpdk-extra EAL arguments, e.g. '--no-pci'")] = None,
     postcopy: Annotated[
