@@ -115,6 +115,12 @@ OPTION_CASES: list[tuple[str, list[str], list[str]]] = [
         ["--policy fast", "--dest-ovsdb: 'tcp:[zz]:6640': [zz] is not an IPv6 address"],
     ),
     ("spec not toml", ["xml", "NOTTOML"], ["not valid TOML"]),
+    (
+        "spec not utf-8",
+        ["xml", "LATIN1"],
+        ["not valid TOML (byte 0xe9 at offset 11 is not UTF-8 text); save it as UTF-8"],
+    ),
+    ("hosts file not utf-8", ["--hosts", "LATIN1", "hosts"], ["byte 0xe9 at offset 11 is not UTF-8"]),
 ]
 
 
@@ -168,7 +174,9 @@ def test_bad_options_are_refused_with_every_problem(
     spec = tmp_path / "vm.toml"
     spec.write_text(tomli_w.dumps({**base(), "cpu": {"count": 0}}))
     (tmp_path / "bad.toml").write_text('name = "vm"\n[cpu\n')
-    argv = [{"SPEC": str(spec), "NOTTOML": str(tmp_path / "bad.toml")}.get(arg, arg) for arg in argv]
+    (tmp_path / "latin1.toml").write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))  # an editor's Latin-1
+    files = {"SPEC": spec, "NOTTOML": tmp_path / "bad.toml", "LATIN1": tmp_path / "latin1.toml"}
+    argv = [str(files[arg]) if arg in files else arg for arg in argv]
     before = state(testdriver)
     lines = refused(run(argv))
     assert len(lines) == len(words), lines

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from virtnet import tomlfile
 from virtnet.errors import InputError, InputErrors
 from virtnet.ovs import remote
 from virtnet.record import Field, Invalid, Parse, Problem, Record
@@ -125,18 +125,12 @@ def default_path() -> Path:
 def load_hosts(path: Path | None = None) -> Hosts:
     """Read and check a hosts file; HostsFileError (exit 2) with one line per problem."""
     path = path or default_path()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise HostsFileError(
-            f"{path}: no hosts file there; write one (README, 'Many hosts') or pass --hosts FILE"
-        ) from None
-    except OSError as err:
-        raise HostsFileError(f"{path}: cannot read the hosts file ({err.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise HostsFileError(f"{path}: not valid TOML ({err}); fix the syntax there") from None
+    data = tomlfile.read(
+        path,
+        "the hosts file",
+        HostsFileError,
+        missing=f"{path}: no hosts file there; write one (README, 'Many hosts') or pass --hosts FILE",
+    )
     try:
         model = HostsFileModel.parse(data)
     except Invalid as err:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from virtnet import tomlfile
 from virtnet.errors import SpecError, SpecFileError, spec_errors
 from virtnet.record import Invalid, Loc
 from virtnet.spec.checks import find_problems
@@ -15,14 +15,7 @@ from virtnet.spec.models import VMSpec
 def load_spec_file(path: str | Path) -> VMSpec:
     """Read and validate a TOML spec file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecFileError(f"{path}: cannot read the spec ({err.strerror}); check the path") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecFileError(f"{path}: not valid TOML ({err}); fix the syntax there") from None
+    data = tomlfile.read(path, "the spec", SpecFileError)
     try:
         return spec_from_dict(data)
     except SpecError as err:
