@@ -116,6 +116,11 @@ OPTION_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("spec not toml", ["xml", "NOTTOML"], ["not valid TOML"]),
     (
+        "lab up: no hosts, negative hugepages",
+        ["lab", "up", "--hosts", "0", "--hugepages-mib", "-1", "--dir", "LABDIR"],
+        ["--hosts 0: use 1 to 8 hosts", "--hugepages-mib -1: give 0 or more MiB"],
+    ),
+    (
         "spec not utf-8",
         ["xml", "LATIN1"],
         ["not valid TOML (byte 0xe9 at offset 11 is not UTF-8 text); save it as UTF-8"],
@@ -175,7 +180,12 @@ def test_bad_options_are_refused_with_every_problem(
     spec.write_text(tomli_w.dumps({**base(), "cpu": {"count": 0}}))
     (tmp_path / "bad.toml").write_text('name = "vm"\n[cpu\n')
     (tmp_path / "latin1.toml").write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))  # an editor's Latin-1
-    files = {"SPEC": spec, "NOTTOML": tmp_path / "bad.toml", "LATIN1": tmp_path / "latin1.toml"}
+    files = {
+        "SPEC": spec,
+        "NOTTOML": tmp_path / "bad.toml",
+        "LATIN1": tmp_path / "latin1.toml",
+        "LABDIR": tmp_path / "lab",
+    }
     argv = [str(files[arg]) if arg in files else arg for arg in argv]
     before = state(testdriver)
     lines = refused(run(argv))
@@ -183,6 +193,7 @@ def test_bad_options_are_refused_with_every_problem(
     for line, expected in zip(lines, words, strict=True):
         assert expected.lower() in line.lower(), (expected, line)
     assert state(testdriver) == before
+    assert not (tmp_path / "lab").exists()  # a refused `lab up` made nothing
 
 
 def test_the_catalogue_is_large_enough() -> None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virtnet.errors import InputError, LabError
+from virtnet.errors import InputError, LabError, raise_all
 from virtnet.lab import hugepages, lan, libvirtd, namespace, pki, switch
 from virtnet.lab.guest_image import build_guest_image
 from virtnet.lab.hostsfile import write_hosts_file
@@ -158,8 +158,12 @@ class Lab:
         TCP with no authentication, an explicit opt-in (`lab up --tcp`). `postcopy`: their switches
         start with vhost-user post-copy support (see switch.start).
         """
+        problems = []
         if not 1 <= hosts <= 8:
-            raise LabError(f"--hosts {hosts}: use 1 to 8 hosts")
+            problems.append(InputError(f"--hosts {hosts}: use 1 to 8 hosts"))
+        if hugepages_mib < 0:
+            problems.append(InputError(f"--hugepages-mib {hugepages_mib}: give 0 or more MiB for the guests"))
+        raise_all(problems)
         existing = self.load()
         if existing is not None:
             if all(h.libvirtd and h.ovs for h in self.health(existing)):
