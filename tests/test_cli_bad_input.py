@@ -102,7 +102,7 @@ OPTION_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "--ovsdb: not an IPv4 address",
         ["--ovsdb", "tcp:300.1.1.1:6640", "switch", "show"],
-        ["300.1.1.1 is not an IPv4 address; give one"],
+        ["300.1.1.1 is not an IPv4 address; write e.g. tcp:192.0.2.10:6640"],
     ),
     (
         "--ovsdb: a listening remote",

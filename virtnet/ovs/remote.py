@@ -12,7 +12,7 @@ import ipaddress
 import re
 
 FORMS = "unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT"
-_INET = re.compile(r"(?P<method>ssl|tcp):(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d+)")
+_INET = re.compile(r"(?:ssl|tcp):(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d+)")
 _PASSIVE = ("punix:", "ptcp:", "pssl:")
 
 
@@ -34,7 +34,7 @@ def problem(remote: str) -> str | None:
         try:
             ipaddress.IPv4Address(found["host"])
         except ValueError:
-            return f"{remote!r}: {found['host']} is not an IPv4 address; give one, or a host name"
+            return f"{remote!r}: {found['host']} is not an IPv4 address; write e.g. tcp:192.0.2.10:6640"
     if not 0 < int(found["port"]) < 65536:
         return (
             f"{remote!r}: port {found['port']} is out of range; use a port from 1 to 65535 (OVSDB's is 6640)"
