@@ -170,18 +170,19 @@ def describe(db: Ovsdb) -> dict[str, Any]:
             iface = port.interfaces[0] if port.interfaces else None
             if iface is None:
                 continue
+            socket = iface.options.get("vhost-server-path")
             ports.append(
                 {
                     "name": port.name,
                     "type": iface.type or "system",
                     "vm": iface.external_ids.get("vm-name"),
                     "vm_uuid": iface.external_ids.get("vm-uuid"),
-                    "socket": iface.options.get("vhost-server-path"),
+                    "socket": socket,
                     "n_rxq": iface.options.get("n_rxq"),
                     "vrings": iface.status.get("num_of_vrings"),
                     # A vhost-user port's own word on its socket: OVS can leave link_state 'down'
                     # after ovs-vswitchd restarts while the reconnected port carries traffic.
-                    "vhost": iface.status.get("status") if iface.options.get("vhost-server-path") else None,
+                    "vhost": iface.status.get("status") if socket else None,
                     "link_state": iface.link_state[0] if iface.link_state else None,
                     "ofport": iface.ofport[0] if iface.ofport else None,
                     "error": iface.error[0] if iface.error else None,
